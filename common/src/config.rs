@@ -1,0 +1,233 @@
+//! Configuration loading shared by every binary: defaults (from the
+//! struct's `Default`) → optional TOML file → `SYNC_`-prefixed environment
+//! variables, with `__` separating nested keys
+//! (`SYNC_SYNCSTORAGE__DATABASE_URL` → `syncstorage.database_url`), and
+//! `SYNC_…_FILE` reading a secret from a file.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The prefix of every environment variable we read.
+pub const ENV_PREFIX: &str = "SYNC_";
+
+/// A configuration that could not be loaded, as a sentence for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration: {0}")]
+    Load(String),
+    #[error("cannot read {var}: {source}")]
+    SecretFile { var: String, source: std::io::Error },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// A loaded configuration plus warnings worth logging once telemetry is up.
+#[derive(Debug)]
+pub struct Loaded<T> {
+    pub config: T,
+    pub warnings: Vec<String>,
+}
+
+/// Loads `T` from its defaults, `file` (if given) and the environment `env`
+/// (pass `std::env::vars()`; tests pass their own).
+pub fn load<T>(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Loaded<T>, ConfigError>
+where
+    T: Serialize + DeserializeOwned + Default,
+{
+    let env: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError::Load(format!(
+                "the configuration file {} does not exist",
+                path.display()
+            )));
+        }
+        figment = figment.merge(Toml::file(path));
+    }
+    let (plain, files): (Vec<_>, Vec<_>) = env.iter().partition(|(k, _)| !k.ends_with("_FILE"));
+    let mut vars = plain.into_iter().cloned().collect::<Vec<_>>();
+    for (key, path) in files {
+        let value = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+            var: key.clone(),
+            source,
+        })?;
+        let name = key.trim_end_matches("_FILE").to_owned();
+        vars.push((name, value.trim_end_matches(['\r', '\n']).to_owned()));
+    }
+    let known = known_keys(&T::default());
+    let warnings = unknown_vars(&vars, &known);
+    for (key, value) in &vars {
+        let path = env_key_path(key);
+        figment = figment.merge(Serialized::default(&path, parse_env_value(value)));
+    }
+    let config = figment
+        .extract_lossy::<T>()
+        .map_err(|e| ConfigError::Load(e.to_string()))?;
+    Ok(Loaded { config, warnings })
+}
+
+/// `SYNC_SYNCSTORAGE__DATABASE_URL` → `syncstorage.database_url`.
+fn env_key_path(var: &str) -> String {
+    var.trim_start_matches(ENV_PREFIX)
+        .to_ascii_lowercase()
+        .replace("__", ".")
+}
+
+/// Environment values stay strings (lossy extraction turns "8000" into a
+/// number where the setting wants one); `[…]` and `{…}` are parsed as TOML so
+/// lists and maps can be given too.
+fn parse_env_value(value: &str) -> figment::value::Value {
+    let structured = value.starts_with('[') || value.starts_with('{');
+    structured
+        .then(|| value.parse::<figment::value::Value>().ok())
+        .flatten()
+        .unwrap_or_else(|| figment::value::Value::from(value.to_owned()))
+}
+
+/// Every dotted key path the defaults serialise to (maps and all).
+fn known_keys<T: Serialize>(defaults: &T) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    if let Ok(value) = serde_json::to_value(defaults) {
+        collect_keys(&value, "", &mut keys);
+    }
+    keys
+}
+
+fn collect_keys(value: &serde_json::Value, prefix: &str, keys: &mut BTreeSet<String>) {
+    if let serde_json::Value::Object(map) = value {
+        for (k, v) in map {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            keys.insert(path.clone());
+            collect_keys(v, &path, keys);
+        }
+    }
+}
+
+fn unknown_vars(vars: &[(String, String)], known: &BTreeSet<String>) -> Vec<String> {
+    vars.iter()
+        .map(|(k, _)| k)
+        .filter(|k| {
+            let path = env_key_path(k);
+            // A key under a known map (e.g. per-collection limits) is fine.
+            !known
+                .iter()
+                .any(|known| path == *known || path.starts_with(&format!("{known}.")))
+        })
+        .map(|k| format!("ignoring unknown environment variable {k}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Inner {
+        url: String,
+        limit: u32,
+    }
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Sample {
+        port: u16,
+        secret: String,
+        inner: Inner,
+    }
+
+    impl Default for Inner {
+        fn default() -> Self {
+            Self {
+                url: "sqlite:x".into(),
+                limit: 5,
+            }
+        }
+    }
+
+    impl Default for Sample {
+        fn default() -> Self {
+            Self {
+                port: 8000,
+                secret: String::new(),
+                inner: Inner::default(),
+            }
+        }
+    }
+
+    fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "port = 9000\n[inner]\nlimit = 7\n").unwrap();
+        let loaded: Loaded<Sample> = load(
+            Some(&file),
+            vars(&[
+                ("SYNC_INNER__URL", "postgres://h/db"),
+                ("SYNC_SECRET", "1234"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.port, 9000);
+        assert_eq!(loaded.config.inner.limit, 7);
+        assert_eq!(loaded.config.inner.url, "postgres://h/db");
+        // An all-digit secret stays a string.
+        assert_eq!(loaded.config.secret, "1234");
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn secrets_can_come_from_files_and_unknown_vars_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let path = file.to_string_lossy().to_string();
+        let loaded: Loaded<Sample> = load(
+            None,
+            vars(&[
+                ("SYNC_SECRET_FILE", &path),
+                ("SYNC_NOPE", "1"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.secret, "from-file");
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains("SYNC_NOPE"));
+    }
+
+    #[test]
+    fn a_wrong_type_is_a_readable_error() {
+        let err = load::<Sample>(None, vars(&[("SYNC_PORT", "not-a-port")])).unwrap_err();
+        assert!(err.to_string().contains("port"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let err = load::<Sample>(Some(Path::new("/nonexistent.toml")), vec![]).unwrap_err();
+        assert!(err.to_string().contains("does not exist"));
+    }
+}

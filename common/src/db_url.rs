@@ -1,0 +1,121 @@
+//! The database URL setting: the backend is chosen from its scheme at run
+//! time, and the password never appears in logs.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Which SQL backend a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::MySql => "mysql",
+        }
+    }
+}
+
+/// A database URL whose `Debug`/`Display`/serialised forms hide the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The full URL, password included, for the driver.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The backend named by the scheme, or a sentence saying what is accepted.
+    pub fn backend(&self) -> Result<Backend, String> {
+        let scheme = self.0.split(':').next().unwrap_or("").to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            "mysql" | "mariadb" => Ok(Backend::MySql),
+            _ => Err(format!(
+                "unsupported database URL {self}: use sqlite:…, postgres://… or mysql://…"
+            )),
+        }
+    }
+
+    fn redacted(&self) -> String {
+        // scheme://user:password@host → scheme://user:***@host
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return self.0.clone();
+        };
+        let Some((userinfo, host)) = rest.split_once('@') else {
+            return self.0.clone();
+        };
+        match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(DatabaseUrl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_come_from_the_scheme() {
+        assert_eq!(
+            DatabaseUrl::new("sqlite:data/x.db").backend(),
+            Ok(Backend::Sqlite)
+        );
+        assert_eq!(
+            DatabaseUrl::new("postgresql://h/db").backend(),
+            Ok(Backend::Postgres)
+        );
+        assert_eq!(
+            DatabaseUrl::new("mysql://h/db").backend(),
+            Ok(Backend::MySql)
+        );
+        assert!(DatabaseUrl::new("redis://h")
+            .backend()
+            .unwrap_err()
+            .contains("unsupported"));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let url = DatabaseUrl::new("postgres://sync:pw@db:5432/sync");
+        assert_eq!(url.to_string(), "postgres://sync:***@db:5432/sync");
+        assert!(!format!("{url:?}").contains("pw"));
+        assert_eq!(url.expose(), "postgres://sync:pw@db:5432/sync");
+    }
+}

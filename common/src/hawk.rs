@@ -1,0 +1,388 @@
+//! HAWK request verification for tokens minted by the tokenserver
+//! (`shared/spec/syncstorage-notes.md`, "Authentication").
+//!
+//! The key is the token's derived secret; the checks are, in order: header
+//! syntax, token signature, timestamp skew, MAC (and payload hash if sent),
+//! expiry, and finally the nonce, which is remembered only once the MAC is
+//! good so that forged requests cannot fill the replay cache.
+
+use std::collections::{HashMap, VecDeque};
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hawk::{DigestAlgorithm, Header, Key, PayloadHasher, RequestBuilder};
+use sha2::{Digest, Sha256};
+
+use crate::token::{TokenPayload, TokenSecrets};
+
+/// Why a HAWK-signed request was refused. Every variant is a 401 on the wire.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HawkError {
+    #[error("no Authorization header")]
+    Missing,
+    #[error("the Authorization header is not a valid Hawk header")]
+    Malformed,
+    #[error("the Hawk id is not a valid token")]
+    InvalidToken,
+    #[error("the timestamp is outside the allowed skew")]
+    StaleTimestamp {
+        /// Server time (unix seconds) to tell the client.
+        now: u64,
+        /// `tsm`: the MAC of `now` under the client's key, so it can trust it.
+        tsm: String,
+    },
+    #[error("the request MAC does not match")]
+    BadMac,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the nonce was already used")]
+    Replay,
+}
+
+/// The parts of an HTTP request that HAWK signs, as the client saw them.
+#[derive(Debug, Clone, Copy)]
+pub struct HawkRequest<'a> {
+    pub method: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+    pub path_and_query: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// Verifies HAWK headers and remembers nonces to refuse replays.
+#[derive(Debug)]
+pub struct HawkVerifier {
+    secrets: TokenSecrets,
+    skew: u64,
+    nonces: NonceCache,
+}
+
+impl HawkVerifier {
+    /// `skew_secs` is how far a request's `ts` may be from the server clock;
+    /// nonces are remembered for that long.
+    pub fn new(secrets: TokenSecrets, skew_secs: u64) -> Self {
+        Self {
+            secrets,
+            skew: skew_secs,
+            nonces: NonceCache::new(NONCE_CACHE_CAPACITY),
+        }
+    }
+
+    /// Checks `authorization` for `req` at `now` (unix seconds). Expired
+    /// tokens pass only when `allow_expired` is set.
+    pub fn verify(
+        &self,
+        authorization: Option<&str>,
+        req: &HawkRequest<'_>,
+        now: u64,
+        allow_expired: bool,
+    ) -> Result<TokenPayload, HawkError> {
+        let header = parse_header(authorization.ok_or(HawkError::Missing)?)?;
+        let id = header.id.as_deref().ok_or(HawkError::Malformed)?;
+        let nonce = header.nonce.as_deref().ok_or(HawkError::Malformed)?;
+        let ts = header
+            .ts
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .ok_or(HawkError::Malformed)?
+            .as_secs();
+        let token = self
+            .secrets
+            .parse_token(id)
+            .map_err(|_| HawkError::InvalidToken)?;
+        let key = Key::new(token.derived_secret.as_bytes(), DigestAlgorithm::Sha256)
+            .map_err(|_| HawkError::InvalidToken)?;
+        if ts.abs_diff(now) > self.skew {
+            return Err(HawkError::StaleTimestamp {
+                now,
+                tsm: timestamp_mac(&key, now),
+            });
+        }
+        check_mac(&header, &key, req)?;
+        if !allow_expired && token.payload.is_expired(now) {
+            return Err(HawkError::Expired);
+        }
+        if !self.nonces.insert(id, nonce, now, ts + self.skew) {
+            return Err(HawkError::Replay);
+        }
+        Ok(token.payload)
+    }
+}
+
+fn parse_header(value: &str) -> Result<Header, HawkError> {
+    let (scheme, rest) = value.trim().split_once(' ').ok_or(HawkError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("hawk") || !plausible_ts(rest) {
+        return Err(HawkError::Malformed);
+    }
+    Header::from_str(rest.trim()).map_err(|_| HawkError::Malformed)
+}
+
+/// The hawk crate adds `ts` seconds to the epoch unchecked, which panics on
+/// overflow; refuse absurd values (more than 12 digits) before it sees them.
+fn plausible_ts(attributes: &str) -> bool {
+    attributes.match_indices("ts=\"").all(|(at, key)| {
+        let digits = attributes[at + key.len()..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        digits <= 12
+    })
+}
+
+fn check_mac(header: &Header, key: &Key, req: &HawkRequest<'_>) -> Result<(), HawkError> {
+    // Only hash the body when the client sent a hash: Firefox does not.
+    let hash = match header.hash {
+        Some(_) => Some(payload_hash(req.content_type, req.body)?),
+        None => None,
+    };
+    let request = RequestBuilder::new(req.method, req.host, req.port, req.path_and_query)
+        .hash(hash.as_deref())
+        .request();
+    // Skew was checked above with our own window; only the MAC matters here.
+    if request.validate_header(header, key, Duration::from_secs(u64::from(u32::MAX))) {
+        Ok(())
+    } else {
+        Err(HawkError::BadMac)
+    }
+}
+
+fn payload_hash(content_type: Option<&str>, body: &[u8]) -> Result<Vec<u8>, HawkError> {
+    // HAWK hashes the bare, lower-cased media type.
+    let media_type = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    PayloadHasher::hash(media_type, DigestAlgorithm::Sha256, body).map_err(|_| HawkError::BadMac)
+}
+
+fn timestamp_mac(key: &Key, now: u64) -> String {
+    let msg = format!("hawk.1.ts\n{now}\n");
+    key.sign(msg.as_bytes())
+        .map(|mac| STANDARD.encode(mac))
+        .unwrap_or_default()
+}
+
+/// Upper bound on remembered nonces; past it the oldest are forgotten first.
+const NONCE_CACHE_CAPACITY: usize = 1_000_000;
+
+/// Remembers `(token, nonce)` pairs until their timestamp leaves the skew
+/// window, after which a replay would be refused as stale anyway.
+#[derive(Debug)]
+struct NonceCache {
+    capacity: usize,
+    inner: Mutex<NonceState>,
+}
+
+#[derive(Debug, Default)]
+struct NonceState {
+    expiry_by_key: HashMap<[u8; 32], u64>,
+    order: VecDeque<([u8; 32], u64)>,
+}
+
+impl NonceCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            inner: Mutex::new(NonceState::default()),
+        }
+    }
+
+    /// Records the nonce; false if it was already recorded and still live.
+    fn insert(&self, token: &str, nonce: &str, now: u64, expires: u64) -> bool {
+        let key = nonce_key(token, nonce);
+        let mut state = match self.inner.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        state.prune(now, self.capacity);
+        if state.expiry_by_key.get(&key).is_some_and(|e| *e >= now) {
+            return false;
+        }
+        state.expiry_by_key.insert(key, expires);
+        state.order.push_back((key, expires));
+        true
+    }
+}
+
+impl NonceState {
+    fn prune(&mut self, now: u64, capacity: usize) {
+        while let Some(&(key, expires)) = self.order.front() {
+            if expires >= now && self.order.len() < capacity {
+                break;
+            }
+            self.order.pop_front();
+            if self.expiry_by_key.get(&key) == Some(&expires) {
+                self.expiry_by_key.remove(&key);
+            }
+        }
+    }
+}
+
+fn nonce_key(token: &str, nonce: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(token.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(nonce.as_bytes());
+    hasher.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hawk::Credentials;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn verifier() -> (HawkVerifier, String, String) {
+        let secrets = TokenSecrets::new(&["master"]).unwrap();
+        let payload = TokenPayload {
+            node: "http://localhost".into(),
+            fxa_kid: String::new(),
+            fxa_uid: String::new(),
+            hashed_device_id: String::new(),
+            hashed_fxa_uid: String::new(),
+            expires: NOW + 100,
+            uid: 7,
+            tokenserver_origin: "rust".into(),
+            salt: "abcdef".into(),
+        };
+        let minted = secrets.make_token(&payload).unwrap();
+        (
+            HawkVerifier::new(secrets, 60),
+            minted.token,
+            minted.derived_secret,
+        )
+    }
+
+    fn sign(id: &str, key: &str, ts: u64, nonce: &str, path: &str, hash: Option<&[u8]>) -> String {
+        let credentials = Credentials {
+            id: id.to_owned(),
+            key: Key::new(key.as_bytes(), DigestAlgorithm::Sha256).unwrap(),
+        };
+        let request = RequestBuilder::new("GET", "localhost", 80, path)
+            .hash(hash)
+            .request();
+        let ts = std::time::UNIX_EPOCH + Duration::from_secs(ts);
+        let header = request
+            .make_header_full(&credentials, ts, nonce.to_owned())
+            .unwrap();
+        format!("Hawk {header}")
+    }
+
+    fn req(path: &str) -> HawkRequest<'_> {
+        HawkRequest {
+            method: "GET",
+            host: "localhost",
+            port: 80,
+            path_and_query: path,
+            content_type: None,
+            body: b"",
+        }
+    }
+
+    #[test]
+    fn a_good_signature_verifies_once_and_its_replay_is_refused() {
+        let (v, id, key) = verifier();
+        let auth = sign(&id, &key, NOW, "n1", "/1.5/7", None);
+        let payload = v.verify(Some(&auth), &req("/1.5/7"), NOW, false).unwrap();
+        assert_eq!(payload.uid, 7);
+        assert_eq!(
+            v.verify(Some(&auth), &req("/1.5/7"), NOW, false),
+            Err(HawkError::Replay)
+        );
+    }
+
+    #[test]
+    fn a_different_path_fails_the_mac() {
+        let (v, id, key) = verifier();
+        let auth = sign(&id, &key, NOW, "n1", "/1.5/7", None);
+        assert_eq!(
+            v.verify(Some(&auth), &req("/1.5/8"), NOW, false),
+            Err(HawkError::BadMac)
+        );
+    }
+
+    #[test]
+    fn a_stale_timestamp_is_refused_with_the_server_time() {
+        let (v, id, key) = verifier();
+        let auth = sign(&id, &key, NOW - 61, "n1", "/", None);
+        match v.verify(Some(&auth), &req("/"), NOW, false) {
+            Err(HawkError::StaleTimestamp { now, tsm }) => {
+                assert_eq!(now, NOW);
+                assert!(!tsm.is_empty());
+            }
+            other => panic!("expected stale, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn expired_tokens_pass_only_when_allowed() {
+        let (v, id, key) = verifier();
+        let later = NOW + 200;
+        let auth = sign(&id, &key, later, "n1", "/", None);
+        assert_eq!(
+            v.verify(Some(&auth), &req("/"), later, false),
+            Err(HawkError::Expired)
+        );
+        let auth = sign(&id, &key, later, "n2", "/", None);
+        assert!(v.verify(Some(&auth), &req("/"), later, true).is_ok());
+    }
+
+    #[test]
+    fn a_payload_hash_must_match_the_body() {
+        let (v, id, key) = verifier();
+        let hash = PayloadHasher::hash("application/json", DigestAlgorithm::Sha256, b"[]").unwrap();
+        let auth = sign(&id, &key, NOW, "n1", "/", Some(&hash));
+        let mut good = req("/");
+        good.content_type = Some("application/json; charset=utf-8");
+        good.body = b"[]";
+        assert!(v.verify(Some(&auth), &good, NOW, false).is_ok());
+        let auth = sign(&id, &key, NOW, "n2", "/", Some(&hash));
+        let mut bad = good;
+        bad.body = b"[1]";
+        assert_eq!(
+            v.verify(Some(&auth), &bad, NOW, false),
+            Err(HawkError::BadMac)
+        );
+    }
+
+    #[test]
+    fn garbage_headers_are_malformed_or_missing() {
+        let (v, _, _) = verifier();
+        assert_eq!(
+            v.verify(None, &req("/"), NOW, false),
+            Err(HawkError::Missing)
+        );
+        for bad in [
+            "Bearer x",
+            "Hawk",
+            "Hawk id=",
+            "Hawk garbage\"",
+            "Hawk id=\"x\"",
+        ] {
+            let err = v.verify(Some(bad), &req("/"), NOW, false).unwrap_err();
+            assert!(
+                matches!(err, HawkError::Malformed | HawkError::InvalidToken),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nonces_are_forgotten_after_their_window_and_capacity_is_bounded() {
+        let cache = NonceCache::new(2);
+        assert!(cache.insert("t", "a", 100, 160));
+        assert!(!cache.insert("t", "a", 150, 210));
+        assert!(cache.insert("t", "a", 161, 221));
+        assert!(cache.insert("t", "b", 161, 221));
+        assert!(cache.insert("t", "c", 161, 221));
+        let len = cache.inner.lock().unwrap().order.len();
+        assert!(len <= 2, "cache holds {len}");
+    }
+}

@@ -1,0 +1,16 @@
+//! What the tokenserver and the storage nodes share.
+
+/// Loading settings from defaults, a TOML file and `SYNC_` variables.
+pub mod config;
+/// The database URL setting and backend selection by scheme.
+pub mod db_url;
+/// HAWK request verification with replay protection.
+pub mod hawk;
+/// A redacted string type for secrets.
+pub mod secret;
+/// Serving a router with graceful shutdown.
+pub mod server;
+/// Logging set-up.
+pub mod telemetry;
+/// Tokenlib-compatible tokens and derived secrets.
+pub mod token;

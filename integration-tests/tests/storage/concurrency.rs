@@ -1,0 +1,162 @@
+//! Many clients writing one user's data at once: no write lost or half
+//! applied, every acknowledged write readable, timestamps strictly increasing.
+
+use std::collections::{BTreeMap, HashSet};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+use crate::support::{ms_of, Client, TestServer};
+
+const CLIENTS: usize = 12;
+const WRITES_PER_CLIENT: usize = 8;
+const RECORDS_PER_WRITE: usize = 5;
+
+/// One acknowledged write: its timestamp and the ids it stored.
+struct Ack {
+    modified: u64,
+    ids: Vec<String>,
+}
+
+/// Sends a write, retrying on 409 as clients do; returns the final response.
+async fn post_with_retry(user: &Client, path: &str, body: &Value) -> crate::support::Resp {
+    for _ in 0..20 {
+        let response = user.call(Method::POST, path).json(body).send().await;
+        if response.status != 409 {
+            return response;
+        }
+        assert!(response.header("retry-after").is_some());
+    }
+    panic!("still conflicting after 20 tries");
+}
+
+async fn writer(user: Client, client: usize, collection: &'static str) -> Vec<Ack> {
+    let mut acks = Vec::new();
+    for write in 0..WRITES_PER_CLIENT {
+        let ids: Vec<String> = (0..RECORDS_PER_WRITE)
+            .map(|r| format!("c{client}w{write}r{r}"))
+            .collect();
+        let body = Value::Array(
+            ids.iter()
+                .map(|id| json!({"id": id, "payload": format!("payload of {id}")}))
+                .collect(),
+        );
+        // Every third write goes through a two-request batch.
+        let response = if write % 3 == 2 {
+            let (first, second) = body.as_array().unwrap().split_at(2);
+            let created = post_with_retry(
+                &user,
+                &format!("/storage/{collection}?batch=true"),
+                &json!(first),
+            )
+            .await;
+            created.assert(202);
+            let batch = created.json()["batch"].as_str().unwrap().to_owned();
+            post_with_retry(
+                &user,
+                &format!("/storage/{collection}?batch={batch}&commit=true"),
+                &json!(second),
+            )
+            .await
+        } else {
+            post_with_retry(&user, &format!("/storage/{collection}"), &body).await
+        };
+        response.assert(200);
+        acks.push(Ack {
+            modified: response.ts("x-last-modified"),
+            ids,
+        });
+    }
+    acks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_lose_nothing_and_timestamps_strictly_increase() {
+    let server = TestServer::spawn().await;
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        // Each client has its own token, as separate devices would.
+        let user = server.user(7);
+        let collection = if client % 4 == 0 {
+            "bookmarks"
+        } else {
+            "history"
+        };
+        tasks.push(tokio::spawn(writer(user, client, collection)));
+    }
+    let mut acks = Vec::new();
+    for task in tasks {
+        acks.extend(task.await.unwrap());
+    }
+    assert_eq!(acks.len(), CLIENTS * WRITES_PER_CLIENT);
+
+    // Strictly increasing per user: no two writes share a timestamp.
+    let stamps: HashSet<u64> = acks.iter().map(|a| a.modified).collect();
+    assert_eq!(stamps.len(), acks.len(), "two writes shared a timestamp");
+
+    // Every acknowledged record is readable, whole, with its write's timestamp.
+    let user = server.user(7);
+    let mut stored: BTreeMap<String, Value> = BTreeMap::new();
+    for collection in ["history", "bookmarks"] {
+        let all = user
+            .get(&format!("/storage/{collection}?full=1"))
+            .await
+            .json();
+        for bso in all.as_array().unwrap() {
+            stored.insert(bso["id"].as_str().unwrap().to_owned(), bso.clone());
+        }
+    }
+    assert_eq!(
+        stored.len(),
+        CLIENTS * WRITES_PER_CLIENT * RECORDS_PER_WRITE
+    );
+    for ack in &acks {
+        for id in &ack.ids {
+            let bso = stored
+                .get(id)
+                .unwrap_or_else(|| panic!("{id} was acknowledged but lost"));
+            assert_eq!(bso["payload"], format!("payload of {id}"));
+            assert_eq!(ms_of(&bso["modified"]), ack.modified, "{id} half-applied");
+        }
+    }
+
+    // The storage and collection timestamps are the latest writes.
+    let info = user.get("/info/collections").await;
+    let latest = acks.iter().map(|a| a.modified).max().unwrap();
+    assert_eq!(info.ts("x-last-modified"), latest);
+}
+
+#[tokio::test]
+async fn a_write_blocked_by_another_writer_gets_409_with_retry_after() {
+    let server = TestServer::spawn_with(|c| c.syncstorage.database_busy_timeout_ms = 100).await;
+    let user = server.user(1);
+    user.put("/storage/tabs/a", json!({"payload": "before"}))
+        .await
+        .assert(200);
+
+    // Another process holds SQLite's write lock.
+    let url = format!("sqlite:{}", server.db_path.display());
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    let blocked = user
+        .put("/storage/tabs/a", json!({"payload": "during"}))
+        .await;
+    blocked.assert_code(409, 0);
+    assert_eq!(blocked.header("retry-after").as_deref(), Some("10"));
+    // Reads still work while the writer is blocked.
+    assert_eq!(
+        user.get("/storage/tabs/a").await.json()["payload"],
+        "before"
+    );
+
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    user.put("/storage/tabs/a", json!({"payload": "after"}))
+        .await
+        .assert(200);
+    assert_eq!(user.get("/storage/tabs/a").await.json()["payload"], "after");
+}

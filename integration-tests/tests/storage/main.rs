@@ -1,0 +1,16 @@
+//! The storage node's conformance suite: real server, real HTTP, real HAWK.
+//! `TEST_LOG=1` shows the server's logs.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod batch;
+mod bso;
+mod collection;
+mod concurrency;
+mod info;
+mod paging;
+mod preconditions;
+mod protocol;
+mod support;

@@ -1,0 +1,146 @@
+//! The HTTP surface: the route table (it reads like the spec's endpoint
+//! list), the shared state, and the layers every request passes through.
+
+pub mod auth;
+mod body;
+mod bso;
+mod collection;
+pub mod extract;
+pub mod headers;
+mod info;
+mod ops;
+mod query;
+mod reply;
+mod upload_limits;
+mod user;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get};
+use axum::{middleware, Router};
+use sync_common::hawk::HawkVerifier;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::db::SyncStore;
+use crate::error::ApiError;
+use auth::Origin;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn SyncStore>,
+    pub config: Arc<Config>,
+    pub hawk: Arc<HawkVerifier>,
+    /// The configured public origin, if any (else taken from each request).
+    pub public_origin: Option<Origin>,
+}
+
+impl AppState {
+    /// The per-user quota in bytes, when quotas are on.
+    pub fn quota_bytes(&self) -> Option<u64> {
+        let storage = &self.config.syncstorage;
+        storage.enable_quota.then_some(storage.max_quota_limit)
+    }
+}
+
+/// The storage node's routes and layers.
+pub fn router(state: AppState) -> Router {
+    let storage = Router::new()
+        .route("/1.5/{uid}", delete(user::delete_all))
+        .route("/1.5/{uid}/storage", delete(user::delete_all))
+        .route("/1.5/{uid}/info/collections", get(info::collections))
+        .route(
+            "/1.5/{uid}/info/collection_counts",
+            get(info::collection_counts),
+        )
+        .route(
+            "/1.5/{uid}/info/collection_usage",
+            get(info::collection_usage),
+        )
+        .route("/1.5/{uid}/info/quota", get(info::quota))
+        .route("/1.5/{uid}/info/configuration", get(info::configuration))
+        .route(
+            "/1.5/{uid}/storage/{collection}",
+            get(collection::get)
+                .post(collection::post)
+                .delete(collection::delete),
+        )
+        .route(
+            "/1.5/{uid}/storage/{collection}/{id}",
+            get(bso::get).put(bso::put).delete(bso::delete),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_hawk,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            headers::decommissioned,
+        ));
+    let ops = Router::new()
+        .route("/__heartbeat__", get(ops::heartbeat))
+        .route("/__lbheartbeat__", get(ops::lbheartbeat))
+        .route("/__version__", get(ops::version));
+    let timeout = Duration::from_secs(state.config.syncstorage.request_timeout_seconds);
+    Router::new()
+        .merge(storage)
+        .merge(ops)
+        .fallback(|| async { ApiError::NotFound })
+        // `require_hawk` enforces max_request_bytes itself (413, code 17).
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            headers::weave_headers,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(cors(&state.config))
+        // A bug must still answer like the protocol (500, body 0), not drop the connection.
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("a handler panicked".into()).into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// CORS for web clients: the configured origins, Sync's methods and headers.
+fn cors(config: &Config) -> CorsLayer {
+    let origins = &config.syncstorage.cors_allowed_origins;
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::mirror_request()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let sync_headers = [
+        headers::X_LAST_MODIFIED,
+        headers::X_WEAVE_TIMESTAMP,
+        headers::X_WEAVE_RECORDS,
+        headers::X_WEAVE_BYTES,
+        headers::X_WEAVE_TOTAL_RECORDS,
+        headers::X_WEAVE_TOTAL_BYTES,
+        headers::X_WEAVE_NEXT_OFFSET,
+        headers::X_WEAVE_QUOTA_REMAINING,
+        headers::X_WEAVE_BACKOFF,
+        headers::X_WEAVE_ALERT,
+        headers::X_IF_MODIFIED_SINCE,
+        headers::X_IF_UNMODIFIED_SINCE,
+    ];
+    let mut allowed: Vec<HeaderName> = vec![header::AUTHORIZATION, header::CONTENT_TYPE];
+    allowed.extend(sync_headers.iter().cloned());
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers(allowed)
+        .expose_headers(sync_headers)
+        .max_age(Duration::from_secs(1_728_000))
+}

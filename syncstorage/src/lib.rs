@@ -1,0 +1,86 @@
+//! A SyncStorage 1.5 node: the storage half of a Firefox Sync server.
+//!
+//! `serve` is the seam for both `main` and the tests: it takes a bound
+//! listener and a shutdown future, so tests run real servers on port 0.
+
+/// Routes, extractors, handlers and layers.
+pub mod api;
+/// The typed settings.
+pub mod config;
+/// Storage behind the `SyncStore` trait, one module per backend.
+pub mod db;
+/// The one mapping from failures to wire responses.
+pub mod error;
+/// The protocol's data model and rules (no HTTP, no SQL).
+pub mod model;
+/// The background purge of expired data.
+pub mod purge;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sync_common::hawk::HawkVerifier;
+use sync_common::token::TokenSecrets;
+use tokio::net::TcpListener;
+
+pub use api::{router, AppState};
+pub use config::Config;
+
+/// Why the node could not start, as a sentence for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Config(Vec<String>),
+    #[error("cannot open the database: {0}")]
+    Database(#[from] db::DbError),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Validates `config`, opens (and migrates) the database and builds the
+/// state the router needs.
+pub async fn build_state(config: Config) -> Result<AppState, StartError> {
+    let problems = config.problems();
+    if !problems.is_empty() {
+        return Err(StartError::Config(problems));
+    }
+    let secrets = TokenSecrets::new(&config.secrets())
+        .map_err(|e| StartError::Config(vec![e.to_string()]))?;
+    let storage = &config.syncstorage;
+    let settings = db::StoreSettings {
+        quota_bytes: storage.enable_quota.then_some(storage.max_quota_limit),
+        max_total_records: storage.limits.max_total_records,
+        max_total_bytes: storage.limits.max_total_bytes,
+        batch_ttl_seconds: storage.batch_ttl_seconds,
+        busy_timeout_ms: storage.database_busy_timeout_ms,
+        max_connections: storage.database_max_connections,
+    };
+    let store = db::open(&storage.database_url, settings).await?;
+    let public_origin = match &config.public_url {
+        Some(url) => Some(
+            api::auth::Origin::parse(url)
+                .map_err(|e| StartError::Config(vec![format!("public_url: {e}")]))?,
+        ),
+        None => None,
+    };
+    let hawk = HawkVerifier::new(secrets, storage.hawk_skew_seconds);
+    Ok(AppState {
+        store,
+        hawk: Arc::new(hawk),
+        public_origin,
+        config: Arc::new(config),
+    })
+}
+
+/// Runs the node on `listener` until `shutdown` resolves.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let state = build_state(config).await?;
+    let purger = purge::spawn(state.store.clone(), &state.config.syncstorage);
+    let result = sync_common::server::serve(router(state), listener, shutdown).await;
+    purger.abort();
+    Ok(result?)
+}
