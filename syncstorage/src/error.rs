@@ -139,7 +139,7 @@ impl IntoResponse for ApiError {
                 code_body(StatusCode::UNSUPPORTED_MEDIA_TYPE, WeaveCode::Unknown)
             }
             ApiError::Unavailable(source) => {
-                tracing::warn!(error = %source, "database unavailable");
+                tracing::warn!(error = %source, "service unavailable");
                 retry_later(StatusCode::SERVICE_UNAVAILABLE)
             }
             ApiError::Decommissioned => match StatusCode::from_u16(513) {

@@ -160,3 +160,32 @@ async fn a_write_blocked_by_another_writer_gets_409_with_retry_after() {
         .assert(200);
     assert_eq!(user.get("/storage/tabs/a").await.json()["payload"], "after");
 }
+
+#[tokio::test]
+async fn a_request_over_the_deadline_gets_503_with_retry_after() {
+    let server = TestServer::spawn_with(|c| {
+        c.syncstorage.request_timeout_seconds = 1;
+        c.syncstorage.database_busy_timeout_ms = 30_000;
+    })
+    .await;
+    let user = server.user(1);
+    user.put("/storage/tabs/a", json!({"payload": "w"}))
+        .await
+        .assert(200);
+    let url = format!("sqlite:{}", server.db_path.display());
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    // The write waits on the lock longer than the request may take.
+    let slow = user.put("/storage/tabs/a", json!({"payload": "x"})).await;
+    slow.assert_code(503, 0);
+    assert_eq!(slow.header("retry-after").as_deref(), Some("10"));
+
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    user.put("/storage/tabs/a", json!({"payload": "y"}))
+        .await
+        .assert(200);
+}

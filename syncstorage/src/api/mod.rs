@@ -18,14 +18,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
-use axum::response::IntoResponse;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{middleware, Router};
 use sync_common::hawk::HawkVerifier;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
@@ -100,10 +101,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             headers::weave_headers,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
+        .layer(middleware::from_fn_with_state(timeout, deadline))
         .layer(cors(&state.config))
         // A bug must still answer like the protocol (500, body 0), not drop the connection.
         .layer(CatchPanicLayer::custom(|_| {
@@ -111,6 +109,17 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A request that outlives `limit` gets the protocol's 503 (body `0`,
+/// `Retry-After`) instead of holding the client forever.
+async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            ApiError::Unavailable(format!("request took over {limit:?}").into()).into_response()
+        }
+    }
 }
 
 /// CORS for web clients: the configured origins, Sync's methods and headers.
