@@ -74,8 +74,31 @@ where
     }
     let config = figment
         .extract_lossy::<T>()
-        .map_err(|e| ConfigError::Load(e.to_string()))?;
+        .map_err(|e| ConfigError::Load(describe(e)))?;
     Ok(Loaded { config, warnings })
+}
+
+/// Figment's errors quote the offending value, which may be a secret: name
+/// the setting and what it expects, never what was given.
+fn describe(error: figment::Error) -> String {
+    use figment::error::Kind;
+    error
+        .into_iter()
+        .map(|e| {
+            let what = match &e.kind {
+                Kind::InvalidType(_, expected) | Kind::InvalidValue(_, expected) => {
+                    format!("expected {expected}")
+                }
+                Kind::Unsupported(_) | Kind::UnsupportedKey(..) => "unsupported value".into(),
+                other => other.to_string(),
+            };
+            match e.path.join(".") {
+                key if key.is_empty() => what,
+                key => format!("{key}: {what}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `SYNC_SYNCSTORAGE__DATABASE_URL` → `syncstorage.database_url`.

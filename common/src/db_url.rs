@@ -53,7 +53,7 @@ impl DatabaseUrl {
         let Some((scheme, rest)) = self.0.split_once("://") else {
             return self.0.clone();
         };
-        let Some((userinfo, host)) = rest.split_once('@') else {
+        let Some((userinfo, host)) = rest.rsplit_once('@') else {
             return self.0.clone();
         };
         match userinfo.split_once(':') {

@@ -81,18 +81,10 @@ impl HawkVerifier {
         now: u64,
         allow_expired: bool,
     ) -> Result<TokenPayload, HawkError> {
-        let header = parse_header(authorization.ok_or(HawkError::Missing)?)?;
-        let id = header.id.as_deref().ok_or(HawkError::Malformed)?;
-        let nonce = header.nonce.as_deref().ok_or(HawkError::Malformed)?;
-        let ts = header
-            .ts
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .ok_or(HawkError::Malformed)?
-            .as_secs();
-        let token = self
-            .secrets
-            .parse_token(id)
-            .map_err(|_| HawkError::InvalidToken)?;
+        let Signed { header, ts, token } = self.parse(authorization)?;
+        let (Some(id), Some(nonce)) = (header.id.as_deref(), header.nonce.as_deref()) else {
+            return Err(HawkError::Malformed);
+        };
         let key = Key::new(token.derived_secret.as_bytes(), DigestAlgorithm::Sha256)
             .map_err(|_| HawkError::InvalidToken)?;
         if ts.abs_diff(now) > self.skew {
@@ -112,6 +104,40 @@ impl HawkVerifier {
     }
 }
 
+/// A syntactically valid header carrying a genuine token.
+struct Signed {
+    header: Header,
+    ts: u64,
+    token: crate::token::VerifiedToken,
+}
+
+impl HawkVerifier {
+    /// The cheap checks that need no body: header syntax and the token's
+    /// signature. Run first so unauthenticated requests never get their
+    /// bodies read.
+    pub fn precheck(&self, authorization: Option<&str>) -> Result<(), HawkError> {
+        self.parse(authorization).map(|_| ())
+    }
+
+    fn parse(&self, authorization: Option<&str>) -> Result<Signed, HawkError> {
+        let header = parse_header(authorization.ok_or(HawkError::Missing)?)?;
+        if header.nonce.is_none() {
+            return Err(HawkError::Malformed);
+        }
+        let id = header.id.as_deref().ok_or(HawkError::Malformed)?;
+        let ts = header
+            .ts
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .ok_or(HawkError::Malformed)?
+            .as_secs();
+        let token = self
+            .secrets
+            .parse_token(id)
+            .map_err(|_| HawkError::InvalidToken)?;
+        Ok(Signed { header, ts, token })
+    }
+}
+
 fn parse_header(value: &str) -> Result<Header, HawkError> {
     let (scheme, rest) = value.trim().split_once(' ').ok_or(HawkError::Malformed)?;
     if !scheme.eq_ignore_ascii_case("hawk") || !plausible_ts(rest) {
@@ -121,14 +147,19 @@ fn parse_header(value: &str) -> Result<Header, HawkError> {
 }
 
 /// The hawk crate adds `ts` seconds to the epoch unchecked, which panics on
-/// overflow; refuse absurd values (more than 12 digits) before it sees them.
+/// overflow; refuse absurd values (over 12 characters) before it sees them.
+/// Its parser allows spaces around `=`, and so does this check.
 fn plausible_ts(attributes: &str) -> bool {
-    attributes.match_indices("ts=\"").all(|(at, key)| {
-        let digits = attributes[at + key.len()..]
-            .bytes()
-            .take_while(u8::is_ascii_digit)
-            .count();
-        digits <= 12
+    let bytes = attributes.as_bytes();
+    attributes.match_indices("ts").all(|(at, key)| {
+        let starts_a_word = at == 0 || !bytes[at - 1].is_ascii_alphanumeric();
+        let rest = attributes[at + key.len()..].trim_start();
+        let Some(value) = rest.strip_prefix('=').filter(|_| starts_a_word) else {
+            return true;
+        };
+        let value = value.trim_start();
+        let value = value.strip_prefix('"').unwrap_or(value);
+        value.split('"').next().unwrap_or(value).len() <= 12
     })
 }
 
@@ -365,7 +396,13 @@ mod tests {
             "Hawk id=",
             "Hawk garbage\"",
             "Hawk id=\"x\"",
+            "Hawk ts=\"18446744073709551615\"",
+            "Hawk ts =\"18446744073709551615\"",
+            "Hawk ts= \"18446744073709551615\"",
+            "Hawk ts = \"+9223372036854775808\", id=\"x\", nonce=\"n\", mac=\"m\"",
+            "Hawk id=\"x\",ts=\"000000000000000000001\"",
         ] {
+            assert!(v.precheck(Some(bad)).is_err(), "{bad}");
             let err = v.verify(Some(bad), &req("/"), NOW, false).unwrap_err();
             assert!(
                 matches!(err, HawkError::Malformed | HawkError::InvalidToken),

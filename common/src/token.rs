@@ -87,17 +87,36 @@ impl TokenPayload {
 }
 
 /// A freshly minted token and the secret the client signs requests with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MintedToken {
     pub token: String,
     pub derived_secret: String,
 }
 
 /// A token whose signature checked out, with its derived secret.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VerifiedToken {
     pub payload: TokenPayload,
     pub derived_secret: String,
+}
+
+// Hand-written so the derived secret (a client's HAWK key) never reaches a log.
+impl std::fmt::Debug for MintedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedToken")
+            .field("token", &self.token)
+            .field("derived_secret", &"[redacted]")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for VerifiedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedToken")
+            .field("payload", &self.payload)
+            .field("derived_secret", &"[redacted]")
+            .finish()
+    }
 }
 
 struct MasterKey {

@@ -86,3 +86,21 @@ fn printed_settings_never_show_secrets() {
     assert!(!printed.contains(":pw@"), "{printed}");
     assert!(!format!("{:?}", loaded.config).contains("hunter2"));
 }
+
+#[test]
+fn a_mistyped_secret_list_is_explained_without_echoing_it() {
+    let err = load::<Config>(
+        None,
+        env(&[("SYNC_PREVIOUS_MASTER_SECRETS", "oldsecret-hunter2")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("previous_master_secrets"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn passwords_with_an_at_sign_stay_redacted() {
+    let url = sync_common::db_url::DatabaseUrl::new("postgres://u:p@ss@db/sync");
+    assert_eq!(url.to_string(), "postgres://u:***@db/sync");
+}

@@ -22,6 +22,14 @@ async fn a_signed_request_succeeds_and_an_unsigned_one_is_401() {
 async fn garbage_authorization_headers_are_401_not_500() {
     let server = TestServer::spawn().await;
     let user = server.user(1);
+    // A genuine token with an absurd timestamp must not reach the hawk
+    // crate's unchecked time arithmetic, however the header is spaced.
+    let id = server.mint(&server.payload(1)).token;
+    let absurd = [
+        format!("Hawk id=\"{id}\", ts=\"18446744073709551615\", nonce=\"n\", mac=\"bWFj\""),
+        format!("Hawk id=\"{id}\", ts =\"18446744073709551615\", nonce=\"n\", mac=\"bWFj\""),
+        format!("Hawk id=\"{id}\", ts= \"+9223372036854775808\", nonce=\"n\", mac=\"bWFj\""),
+    ];
     for garbage in [
         "Hawk",
         "Hawk id=",
@@ -30,13 +38,32 @@ async fn garbage_authorization_headers_are_401_not_500() {
         "Hawk id=\"\", ts=\"\", nonce=\"\", mac=\"\"",
         "Hawk id=\"AAAA\", ts=\"abc\", nonce=\"n\", mac=\"bWFj\"",
         "Hawk id=\"AAAA\", ts=\"18446744073709551615\", nonce=\"n\", mac=\"bWFj\"",
-    ] {
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(absurd)
+    {
         user.call(Method::GET, "/info/collections")
-            .auth(Auth::Raw(garbage.into()))
+            .auth(Auth::Raw(garbage))
             .send()
             .await
             .assert_code(401, 0);
     }
+}
+
+#[tokio::test]
+async fn an_unauthenticated_upload_is_refused_before_its_body_is_read() {
+    let server = TestServer::spawn().await;
+    let user = server.user(1);
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    user.call(Method::POST, "/storage/history")
+        .auth(Auth::Raw(
+            "Hawk id=\"AAAA\", ts=\"1\", nonce=\"n\", mac=\"bWFj\"".into(),
+        ))
+        .body("application/json", big)
+        .send()
+        .await
+        .assert_code(401, 0);
 }
 
 #[tokio::test]

@@ -251,3 +251,29 @@ async fn a_committed_ttl_counts_from_the_commit() {
     .assert(200);
     user.get("/storage/tabs/t").await.assert(200);
 }
+
+#[tokio::test]
+async fn opening_too_many_batches_forgets_the_oldest() {
+    let server = TestServer::spawn().await;
+    let user = server.user(1);
+    let mut ids = Vec::new();
+    for _ in 0..33 {
+        let opened = user
+            .post("/storage/history?batch=true", bsos("a", 0..1))
+            .await;
+        opened.assert(202);
+        ids.push(opened.json()["batch"].as_str().unwrap().to_owned());
+    }
+    // 32 open batches are kept; the first one opened is gone.
+    user.post(
+        &format!("/storage/history?batch={}", ids[0]),
+        bsos("b", 0..1),
+    )
+    .await
+    .assert_code(400, 0);
+    for id in &ids[1..] {
+        user.post(&format!("/storage/history?batch={id}"), bsos("b", 0..1))
+            .await
+            .assert(202);
+    }
+}

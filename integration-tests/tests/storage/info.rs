@@ -116,3 +116,37 @@ async fn quotas_are_reported_and_enforced_when_enabled() {
         .await
         .assert(200);
 }
+
+#[tokio::test]
+async fn bytes_staged_in_open_batches_count_against_the_quota() {
+    let server = TestServer::spawn_with(|c| {
+        c.syncstorage.enable_quota = true;
+        c.syncstorage.max_quota_limit = 4 * 1024;
+    })
+    .await;
+    let user = server.user(1);
+    let big = json!([{"id": "a", "payload": "x".repeat(5 * 1024)}]);
+    let staged = user.post("/storage/history?batch=true", big).await;
+    staged.assert(202);
+    let batch = staged.json()["batch"].as_str().unwrap().to_owned();
+    // Another batch or a plain write cannot slip past the staged bytes...
+    user.post(
+        "/storage/tabs?batch=true",
+        json!([{"id": "t", "payload": "x"}]),
+    )
+    .await
+    .assert_code(400, 14);
+    user.put("/storage/tabs/t", json!({"payload": "x"}))
+        .await
+        .assert_code(400, 14);
+    // ...but the batch holding them may still commit (one write may cross).
+    user.post(
+        &format!("/storage/history?batch={batch}&commit=true"),
+        json!([]),
+    )
+    .await
+    .assert(200);
+    user.put("/storage/tabs/t", json!({"payload": "x"}))
+        .await
+        .assert_code(400, 14);
+}

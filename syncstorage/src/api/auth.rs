@@ -87,6 +87,12 @@ pub async fn require_hawk(
     next: Next,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = request.into_parts();
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    // No body is read for a request without a genuine token.
+    state.hawk.precheck(authorization).map_err(unauthorized)?;
     let limit = state.config.syncstorage.limits.max_request_bytes();
     let body = read_body(&parts.headers, body, limit).await?;
     let path_uid = path_uid(parts.uri.path()).ok_or(ApiError::NotFound)?;
@@ -113,10 +119,6 @@ pub async fn require_hawk(
     // Clients may check for changes with an expired token (spec: info/collections).
     let allow_expired = parts.method == http::Method::GET
         && parts.uri.path() == format!("/1.5/{path_uid}/info/collections");
-    let authorization = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
     let now = SyncTimestamp::now().as_seconds();
     let token = state
         .hawk

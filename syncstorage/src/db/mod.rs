@@ -31,6 +31,10 @@ impl Uid {
     }
 }
 
+/// Open batches a user may have at once; opening one more forgets the
+/// oldest. Firefox keeps one per collection it is uploading.
+pub const MAX_OPEN_BATCHES_PER_USER: i64 = 32;
+
 /// A batch id as handed to clients: opaque and URL-safe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchId(pub String);

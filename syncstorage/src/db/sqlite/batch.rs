@@ -5,10 +5,26 @@ use sqlx::SqliteConnection;
 
 use super::write::apply_writes;
 use super::{classify, collection_timestamp, touch, user_timestamp, SqliteStore};
-use crate::db::{BatchId, DbError, DbResult, Timed, Uid, Written};
+use crate::db::{BatchId, DbError, DbResult, Timed, Uid, Written, MAX_OPEN_BATCHES_PER_USER};
 use crate::model::bso::{fold, parse_bso, BsoId, BsoInput, CollectionName, WriteTime};
 use crate::model::precondition::Precondition;
 use crate::model::timestamp::SyncTimestamp;
+
+/// Keeps a user's open batches to `MAX_OPEN_BATCHES_PER_USER` by dropping
+/// the oldest: a client appending to one later gets "batch not found" and
+/// starts over, and staged data can never pile up without bound.
+async fn forget_oldest_batches(conn: &mut SqliteConnection, uid: Uid) -> DbResult<()> {
+    sqlx::query(
+        "DELETE FROM batches WHERE id IN (SELECT id FROM batches WHERE userid = ? \
+         ORDER BY rowid DESC LIMIT -1 OFFSET ?)",
+    )
+    .bind(uid.as_db())
+    .bind(MAX_OPEN_BATCHES_PER_USER)
+    .execute(conn)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
 
 /// An open batch as stored.
 struct OpenBatch {
@@ -29,7 +45,7 @@ impl SqliteStore {
         let collection = self.collection_id_for_write(&mut tx, coll).await?;
         let last_modified = collection_timestamp(&mut tx, uid, Some(collection)).await?;
         pre.check(last_modified)?;
-        self.check_quota(&mut tx, uid, now).await?;
+        self.check_quota(&mut tx, uid, now, None).await?;
         let empty = OpenBatch {
             records: 0,
             bytes: 0,
@@ -51,6 +67,7 @@ impl SqliteStore {
         .await
         .map_err(classify)?;
         stage(&mut tx, &id, 0, &writes).await?;
+        forget_oldest_batches(&mut tx, uid).await?;
         tx.commit().await.map_err(classify)?;
         Ok(Timed {
             last_modified,
@@ -75,7 +92,7 @@ impl SqliteStore {
         let open = find_batch(&mut tx, uid, collection, batch, now).await?;
         let last_modified = collection_timestamp(&mut tx, uid, Some(collection)).await?;
         pre.check(last_modified)?;
-        self.check_quota(&mut tx, uid, now).await?;
+        self.check_quota(&mut tx, uid, now, None).await?;
         let (records, bytes) = self.grown(&open, &writes)?;
         sqlx::query("UPDATE batches SET records = ?, bytes = ? WHERE id = ?")
             .bind(records)
@@ -105,7 +122,7 @@ impl SqliteStore {
             .ok_or(DbError::BatchNotFound)?;
         let open = find_batch(&mut tx, uid, collection, batch, now).await?;
         pre.check(collection_timestamp(&mut tx, uid, Some(collection)).await?)?;
-        self.check_quota(&mut tx, uid, now).await?;
+        self.check_quota(&mut tx, uid, now, Some(batch)).await?;
         self.grown(&open, &writes)?;
         let staged = staged_writes(&mut tx, batch).await?;
         let all = fold(staged.into_iter().chain(writes));

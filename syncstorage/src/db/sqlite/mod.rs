@@ -165,20 +165,34 @@ impl SqliteStore {
     }
 
     /// Refuses a write when the user is already at or over quota (one write
-    /// may cross the line, as in Mozilla's server).
+    /// may cross the line, as in Mozilla's server). Bytes staged in open
+    /// batches count too, except those of `committing`, which are about to
+    /// become stored rows; otherwise batches would be a way around the quota.
     async fn check_quota(
         &self,
         conn: &mut SqliteConnection,
         uid: Uid,
         now: SyncTimestamp,
+        committing: Option<&BatchId>,
     ) -> DbResult<()> {
-        match (
-            self.settings.quota_bytes,
-            self.usage_if_quota(conn, uid, now).await?,
-        ) {
-            (Some(quota), Some(used)) if used >= quota => Err(DbError::QuotaExceeded),
-            _ => Ok(()),
+        let Some(quota) = self.settings.quota_bytes else {
+            return Ok(());
+        };
+        let stored = user_usage(conn, uid, now).await?;
+        let staged: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(bytes), 0) FROM batches \
+             WHERE userid = ? AND expiry > ? AND id <> ?",
+        )
+        .bind(uid.as_db())
+        .bind(now.as_db())
+        .bind(committing.map_or("", |b| b.0.as_str()))
+        .fetch_one(conn)
+        .await
+        .map_err(classify)?;
+        if stored.saturating_add(u64::try_from(staged).unwrap_or(0)) >= quota {
+            return Err(DbError::QuotaExceeded);
         }
+        Ok(())
     }
 }
 
@@ -195,7 +209,8 @@ fn create_parent_dir(file: &std::path::Path) -> DbResult<()> {
 }
 
 /// Maps driver errors to storage outcomes: a busy or locked database is a
-/// write conflict (409); a pool timeout or I/O failure is an outage (503).
+/// write conflict (409); a pool timeout, I/O failure or full disk is an
+/// outage (503).
 fn classify(err: sqlx::Error) -> DbError {
     match &err {
         sqlx::Error::Database(db) => {
@@ -203,6 +218,9 @@ fn classify(err: sqlx::Error) -> DbError {
             // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes.
             if matches!(code & 0xff, 5 | 6) {
                 DbError::Conflict
+            } else if matches!(code & 0xff, 8 | 10 | 13 | 14) {
+                // READONLY, IOERR, FULL, CANTOPEN: the disk, not the request.
+                DbError::Unavailable(Box::new(err))
             } else {
                 DbError::Other(Box::new(err))
             }

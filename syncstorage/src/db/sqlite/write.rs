@@ -36,7 +36,7 @@ impl SqliteStore {
                 .map_or(SyncTimestamp::ZERO, |b| b.modified),
         };
         pre.check(resource)?;
-        self.check_quota(&mut tx, uid, now).await?;
+        self.check_quota(&mut tx, uid, now, None).await?;
         let modified = SyncTimestamp::next_write(now, user_timestamp(&mut tx, uid).await?);
         let at = WriteTime {
             modified,
