@@ -81,7 +81,19 @@ impl HawkVerifier {
         now: u64,
         allow_expired: bool,
     ) -> Result<TokenPayload, HawkError> {
-        let Signed { header, ts, token } = self.parse(authorization)?;
+        self.verify_signed(self.precheck(authorization)?, req, now, allow_expired)
+    }
+
+    /// The checks that need the request (and body), on a `precheck`ed header,
+    /// so the header and token are parsed and verified once.
+    pub fn verify_signed(
+        &self,
+        signed: Signed,
+        req: &HawkRequest<'_>,
+        now: u64,
+        allow_expired: bool,
+    ) -> Result<TokenPayload, HawkError> {
+        let Signed { header, ts, token } = signed;
         let (Some(id), Some(nonce)) = (header.id.as_deref(), header.nonce.as_deref()) else {
             return Err(HawkError::Malformed);
         };
@@ -104,8 +116,9 @@ impl HawkVerifier {
     }
 }
 
-/// A syntactically valid header carrying a genuine token.
-struct Signed {
+/// A syntactically valid header carrying a genuine token: what `precheck`
+/// hands to `verify_signed`.
+pub struct Signed {
     header: Header,
     ts: u64,
     token: crate::token::VerifiedToken,
@@ -115,11 +128,7 @@ impl HawkVerifier {
     /// The cheap checks that need no body: header syntax and the token's
     /// signature. Run first so unauthenticated requests never get their
     /// bodies read.
-    pub fn precheck(&self, authorization: Option<&str>) -> Result<(), HawkError> {
-        self.parse(authorization).map(|_| ())
-    }
-
-    fn parse(&self, authorization: Option<&str>) -> Result<Signed, HawkError> {
+    pub fn precheck(&self, authorization: Option<&str>) -> Result<Signed, HawkError> {
         let header = parse_header(authorization.ok_or(HawkError::Missing)?)?;
         if header.nonce.is_none() {
             return Err(HawkError::Malformed);

@@ -92,7 +92,7 @@ pub async fn require_hawk(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     // No body is read for a request without a genuine token.
-    state.hawk.precheck(authorization).map_err(unauthorized)?;
+    let signed = state.hawk.precheck(authorization).map_err(unauthorized)?;
     let limit = state.config.syncstorage.limits.max_request_bytes();
     let body = read_body(&parts.headers, body, limit).await?;
     let path_uid = path_uid(parts.uri.path()).ok_or(ApiError::NotFound)?;
@@ -122,7 +122,7 @@ pub async fn require_hawk(
     let now = SyncTimestamp::now().as_seconds();
     let token = state
         .hawk
-        .verify(authorization, &hawk_request, now, allow_expired)
+        .verify_signed(signed, &hawk_request, now, allow_expired)
         .map_err(unauthorized)?;
     let node_ok = Origin::parse(&token.node).is_ok_and(|node| node == origin);
     if !node_ok || token.uid != path_uid {
