@@ -136,12 +136,7 @@ async fn a_write_blocked_by_another_writer_gets_409_with_retry_after() {
         .assert(200);
 
     // Another process holds SQLite's write lock.
-    let url = format!("sqlite:{}", server.db_path.display());
-    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let mut other = hold_write_lock(&server).await;
 
     let blocked = user
         .put("/storage/tabs/a", json!({"payload": "during"}))
@@ -172,12 +167,7 @@ async fn a_request_over_the_deadline_gets_503_with_retry_after() {
     user.put("/storage/tabs/a", json!({"payload": "w"}))
         .await
         .assert(200);
-    let url = format!("sqlite:{}", server.db_path.display());
-    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let mut other = hold_write_lock(&server).await;
 
     // The write waits on the lock longer than the request may take.
     let slow = user.put("/storage/tabs/a", json!({"payload": "x"})).await;
@@ -188,4 +178,15 @@ async fn a_request_over_the_deadline_gets_503_with_retry_after() {
     user.put("/storage/tabs/a", json!({"payload": "y"}))
         .await
         .assert(200);
+}
+
+/// Another process taking SQLite's write lock (released by `ROLLBACK`).
+async fn hold_write_lock(server: &TestServer) -> sqlx::SqliteConnection {
+    let url = format!("sqlite:{}", server.db_path.display());
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    other
 }

@@ -78,11 +78,7 @@ async fn configuration_reports_the_configured_limits() {
 
 #[tokio::test]
 async fn quotas_are_reported_and_enforced_when_enabled() {
-    let server = TestServer::spawn_with(|c| {
-        c.syncstorage.enable_quota = true;
-        c.syncstorage.max_quota_limit = 4 * 1024;
-    })
-    .await;
+    let server = with_4kb_quota().await;
     let user = server.user(1);
     let first = user
         .put(
@@ -119,11 +115,7 @@ async fn quotas_are_reported_and_enforced_when_enabled() {
 
 #[tokio::test]
 async fn bytes_staged_in_open_batches_count_against_the_quota() {
-    let server = TestServer::spawn_with(|c| {
-        c.syncstorage.enable_quota = true;
-        c.syncstorage.max_quota_limit = 4 * 1024;
-    })
-    .await;
+    let server = with_4kb_quota().await;
     let user = server.user(1);
     let big = json!([{"id": "a", "payload": "x".repeat(5 * 1024)}]);
     let staged = user.post("/storage/history?batch=true", big).await;
@@ -149,4 +141,12 @@ async fn bytes_staged_in_open_batches_count_against_the_quota() {
     user.put("/storage/tabs/t", json!({"payload": "x"}))
         .await
         .assert_code(400, 14);
+}
+
+async fn with_4kb_quota() -> TestServer {
+    TestServer::spawn_with(|c| {
+        c.syncstorage.enable_quota = true;
+        c.syncstorage.max_quota_limit = 4 * 1024;
+    })
+    .await
 }
