@@ -87,6 +87,15 @@ impl<'de> Deserialize<'de> for DatabaseUrl {
     }
 }
 
+/// Creates the folder an SQLite file lives in, so a fresh `./data` works.
+pub fn create_parent_dir(file: &std::path::Path) -> Result<(), String> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create the data folder {}: {e}", dir.display())),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 use sync_common::config::{load, Loaded};
 use sync_common::secret::Secret;
 use syncstorage::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Parser)]
 #[command(version, about = "A Firefox Sync storage node (SyncStorage API 1.5)")]
@@ -139,21 +138,7 @@ fn print_config(config: &Config) -> CliResult {
 }
 
 async fn healthcheck(config: &Config) -> CliResult {
-    let host = if config.host == "0.0.0.0" {
-        "127.0.0.1"
-    } else {
-        &config.host
-    };
-    let mut stream = tokio::net::TcpStream::connect((host, config.port)).await?;
-    let request = format!("GET /__heartbeat__ HTTP/1.0\r\nHost: {host}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let status_line = response.lines().next().unwrap_or_default().to_owned();
-    if status_line.split_whitespace().nth(1) == Some("200") {
-        println!("healthy");
-        Ok(())
-    } else {
-        Err(format!("unhealthy: {status_line}").into())
-    }
+    sync_common::server::healthcheck(&config.host, config.port).await?;
+    println!("healthy");
+    Ok(())
 }

@@ -52,7 +52,8 @@ impl SqliteStore {
             .foreign_keys(true);
         let in_memory = url.expose().contains(":memory:") || url.expose().contains("mode=memory");
         if !in_memory {
-            create_parent_dir(options.get_filename())?;
+            sync_common::db_url::create_parent_dir(options.get_filename())
+                .map_err(|e| DbError::Other(e.into()))?;
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -193,18 +194,6 @@ impl SqliteStore {
             return Err(DbError::QuotaExceeded);
         }
         Ok(())
-    }
-}
-
-fn create_parent_dir(file: &std::path::Path) -> DbResult<()> {
-    match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
-            .map_err(|e| {
-                DbError::Other(
-                    format!("cannot create the data folder {}: {e}", dir.display()).into(),
-                )
-            }),
-        _ => Ok(()),
     }
 }
 

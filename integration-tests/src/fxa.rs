@@ -1,0 +1,239 @@
+//! A Firefox Accounts stand-in for tests only: RSA test keys, signed JWT
+//! access tokens and event tokens, and an HTTP server on a loopback port
+//! with FxA's `/v1/verify` and `/v1/jwks` endpoints.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub const SYNC_SCOPE: &str = "https://identity.mozilla.com/apps/oldsync";
+
+/// The committed test key pairs (made with `openssl genpkey`, never used
+/// anywhere else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestKey {
+    Primary,
+    Secondary,
+    /// Not published anywhere: its signatures must be refused.
+    Rogue,
+}
+
+impl TestKey {
+    fn name(self) -> &'static str {
+        match self {
+            TestKey::Primary => "primary",
+            TestKey::Secondary => "secondary",
+            TestKey::Rogue => "rogue",
+        }
+    }
+
+    fn entry(self) -> Value {
+        let all: Value = serde_json::from_str(include_str!("fxa_test_keys.json")).unwrap();
+        all[self.name()].clone()
+    }
+
+    /// The public key as a JWK.
+    pub fn jwk(self) -> Value {
+        self.entry()["jwk"].clone()
+    }
+
+    pub fn kid(self) -> String {
+        self.jwk()["kid"].as_str().unwrap().to_owned()
+    }
+
+    fn encoding_key(self) -> EncodingKey {
+        EncodingKey::from_rsa_pem(self.entry()["private_pem"].as_str().unwrap().as_bytes()).unwrap()
+    }
+
+    /// Signs `claims` as an RS256 JWT of type `typ`.
+    pub fn sign(self, typ: &str, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = Some(typ.to_owned());
+        header.kid = Some(self.kid());
+        jsonwebtoken::encode(&header, claims, &self.encoding_key()).unwrap()
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The claims of an FxA access token for `fxa_uid`.
+pub fn access_claims(fxa_uid: &str, generation: Option<i64>) -> Value {
+    let mut claims = json!({
+        "sub": fxa_uid,
+        "scope": format!("profile {SYNC_SCOPE}"),
+        "client_id": "5882386c6d801776",
+        "iss": "https://accounts.firefox.com",
+        "exp": unix_now() + 3600,
+        "iat": unix_now(),
+    });
+    if let Some(g) = generation {
+        claims["fxa-generation"] = json!(g);
+    }
+    claims
+}
+
+/// An access token for `fxa_uid`, as FxA signs it (primary key).
+pub fn access_token(fxa_uid: &str, generation: Option<i64>) -> String {
+    TestKey::Primary.sign("at+jwt", &access_claims(fxa_uid, generation))
+}
+
+/// How the stand-in's endpoints behave.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Normal,
+    /// Every answer comes after this long.
+    Slow(Duration),
+    /// `/v1/jwks` answers with something that is not a JWKS.
+    MalformedJwks,
+}
+
+struct FxaState {
+    mode: Mutex<Mode>,
+    published: Mutex<Vec<TestKey>>,
+    opaque: Mutex<HashMap<String, Value>>,
+    pub jwks_fetches: AtomicUsize,
+    pub verify_calls: AtomicUsize,
+}
+
+/// A running FxA stand-in; stopped on drop.
+pub struct FakeFxa {
+    pub url: String,
+    state: Arc<FxaState>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl FakeFxa {
+    pub async fn spawn() -> Self {
+        let state = Arc::new(FxaState {
+            mode: Mutex::new(Mode::Normal),
+            published: Mutex::new(vec![TestKey::Primary, TestKey::Secondary]),
+            opaque: Mutex::new(HashMap::new()),
+            jwks_fetches: AtomicUsize::new(0),
+            verify_calls: AtomicUsize::new(0),
+        });
+        let router = Router::new()
+            .route("/v1/jwks", get(jwks))
+            .route("/v1/verify", post(verify))
+            .with_state(state.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            url,
+            state,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.state.mode.lock().unwrap() = mode;
+    }
+
+    /// Which keys `/v1/jwks` lists.
+    pub fn publish(&self, keys: &[TestKey]) {
+        *self.state.published.lock().unwrap() = keys.to_vec();
+    }
+
+    /// A non-JWT token that `/v1/verify` vouches for.
+    pub fn opaque_token(&self, fxa_uid: &str, generation: Option<i64>, scope: &[&str]) -> String {
+        let token = hex::encode(rand::random::<[u8; 32]>());
+        let answer = json!({
+            "user": fxa_uid,
+            "client_id": "5882386c6d801776",
+            "scope": scope,
+            "generation": generation,
+        });
+        self.state
+            .opaque
+            .lock()
+            .unwrap()
+            .insert(token.clone(), answer);
+        token
+    }
+
+    pub fn jwks_fetches(&self) -> usize {
+        self.state.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    pub fn verify_calls(&self) -> usize {
+        self.state.verify_calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeFxa {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn delay(state: &FxaState) -> Mode {
+    let mode = state.mode.lock().unwrap().clone();
+    if let Mode::Slow(d) = mode {
+        tokio::time::sleep(d).await;
+    }
+    mode
+}
+
+async fn jwks(State(state): State<Arc<FxaState>>) -> Response {
+    state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    if let Mode::MalformedJwks = delay(&state).await {
+        return Json(json!({"keys": "not a list"})).into_response();
+    }
+    let keys: Vec<Value> = state
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|k| k.jwk())
+        .collect();
+    Json(json!({ "keys": keys })).into_response()
+}
+
+async fn verify(State(state): State<Arc<FxaState>>, Json(body): Json<Value>) -> Response {
+    state.verify_calls.fetch_add(1, Ordering::SeqCst);
+    delay(&state).await;
+    let token = body["token"].as_str().unwrap_or_default();
+    match state.opaque.lock().unwrap().get(token) {
+        Some(answer) => Json(answer.clone()).into_response(),
+        None => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"code": 400, "errno": 108, "error": "Bad Request", "message": "Invalid token"})),
+        )
+            .into_response(),
+    }
+}
+
+/// The JSON payload inside a tokenlib token, as sent.
+pub fn token_payload_json(token: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .unwrap();
+    String::from_utf8(bytes[..bytes.len() - 32].to_vec()).unwrap()
+}

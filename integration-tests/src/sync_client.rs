@@ -1,0 +1,121 @@
+//! What Firefox does with a token: a client for one storage endpoint that
+//! signs every request with the HAWK credentials the tokenserver handed out.
+
+use hawk::{Credentials, DigestAlgorithm, Key, RequestBuilder};
+use reqwest::Method;
+use serde_json::Value;
+
+/// A response read in full.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[track_caller]
+    pub fn assert(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        self
+    }
+}
+
+/// Asks `tokenserver` (e.g. `http://127.0.0.1:8000/1.0/sync/1.5`) for a
+/// token with an OAuth `bearer` token and an `X-KeyID`.
+pub async fn get_token(tokenserver: &str, bearer: &str, key_id: &str) -> Reply {
+    let response = reqwest::Client::new()
+        .get(tokenserver)
+        .header("Authorization", format!("Bearer {bearer}"))
+        .header("X-KeyID", key_id)
+        .send()
+        .await
+        .unwrap();
+    read(response).await
+}
+
+/// A storage client built from a token response.
+#[derive(Clone)]
+pub struct SyncClient {
+    http: reqwest::Client,
+    /// `api_endpoint`: `<node>/1.5/<uid>`.
+    pub endpoint: String,
+    pub uid: u64,
+    id: String,
+    key: String,
+}
+
+impl SyncClient {
+    /// From the tokenserver's 200 body.
+    pub fn from_token(body: &Value) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            endpoint: body["api_endpoint"].as_str().unwrap().to_owned(),
+            uid: body["uid"].as_u64().unwrap(),
+            id: body["id"].as_str().unwrap().to_owned(),
+            key: body["key"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A HAWK-signed request to `<endpoint><path>`.
+    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        let url = format!("{}{path}", self.endpoint);
+        let parsed = reqwest::Url::parse(&url).unwrap();
+        let path_and_query = match parsed.query() {
+            Some(q) => format!("{}?{q}", parsed.path()),
+            None => parsed.path().to_owned(),
+        };
+        let credentials = Credentials {
+            id: self.id.clone(),
+            key: Key::new(self.key.as_bytes(), DigestAlgorithm::Sha256).unwrap(),
+        };
+        let header = RequestBuilder::new(
+            method.as_str(),
+            parsed.host_str().unwrap(),
+            parsed.port_or_known_default().unwrap(),
+            &path_and_query,
+        )
+        .request()
+        .make_header(&credentials)
+        .unwrap();
+        let mut request = self
+            .http
+            .request(method, url)
+            .header("Authorization", format!("Hawk {header}"));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::POST, path, Some(body)).await
+    }
+}
+
+async fn read(response: reqwest::Response) -> Reply {
+    Reply {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        text: response.text().await.unwrap(),
+    }
+}

@@ -1,0 +1,207 @@
+//! A tokenserver on a loopback port, its database, and a request builder.
+
+use std::sync::Arc;
+
+use integration_tests::fxa::{access_token, FakeFxa};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use sync_common::db_url::DatabaseUrl;
+use sync_common::secret::Secret;
+use tokenserver::db::{TokenStore, UserRecord};
+use tokenserver::Config;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub const NODE: &str = "https://node-1.example.com";
+pub const DOMAIN: &str = "api.accounts.firefox.com";
+
+/// A running tokenserver; stopped on drop.
+pub struct TestTokenserver {
+    pub url: String,
+    pub secret: String,
+    pub fxa: FakeFxa,
+    pub store: Arc<dyn TokenStore>,
+    shutdown: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestTokenserver {
+    /// With one node, `NODE`, and FxA's keys fetched from the stand-in.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        if std::env::var_os("TEST_LOG").is_some() {
+            sync_common::telemetry::init(true, "debug");
+        }
+        let fxa = FakeFxa::spawn().await;
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("tokenserver.db");
+        let secret = hex::encode(rand::random::<[u8; 16]>());
+        let mut config = Config {
+            master_secret: Secret::new(secret.clone()),
+            ..Config::default()
+        };
+        let ts = &mut config.tokenserver;
+        ts.database_url = DatabaseUrl::new(format!("sqlite:{}", db_path.display()));
+        ts.fxa_oauth_server_url = fxa.url.clone();
+        ts.fxa_oauth_request_timeout = 2;
+        ts.init_node_url = Some(NODE.into());
+        ts.init_node_capacity = 100;
+        adjust(&mut config);
+        let database_url = config.tokenserver.database_url.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let (tx, rx) = oneshot::channel::<()>();
+        let (started_tx, started) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = started_tx.send(());
+                let _ = rx.await;
+            };
+            if let Err(e) = tokenserver::serve(config, listener, shutdown).await {
+                panic!("test tokenserver failed: {e}");
+            }
+        });
+        // The schema and initial node exist once serving starts.
+        started.await.unwrap();
+        let store = tokenserver::db::open(&database_url, 2).await.unwrap();
+        Self {
+            url,
+            secret,
+            fxa,
+            store,
+            shutdown: Some(tx),
+            _dir: dir,
+        }
+    }
+
+    /// A token request with a JWT for `fxa_uid` at `generation`.
+    pub fn request(&self, fxa_uid: &str, generation: Option<i64>, key_id: &str) -> TokenRequest {
+        TokenRequest::new(&self.url)
+            .bearer(&access_token(fxa_uid, generation))
+            .key_id(key_id)
+    }
+
+    /// The user's records, newest first.
+    pub async fn records(&self, fxa_uid: &str) -> Vec<UserRecord> {
+        self.store
+            .user_records(&format!("{fxa_uid}@{DOMAIN}"))
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestTokenserver {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A `GET /1.0/sync/1.5` being built.
+pub struct TokenRequest {
+    url: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl TokenRequest {
+    pub fn new(base: &str) -> Self {
+        Self {
+            url: base.to_owned(),
+            path: "/1.0/sync/1.5".into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn path(mut self, path: &str) -> Self {
+        self.path = path.to_owned();
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("Authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn key_id(self, key_id: &str) -> Self {
+        self.header("X-KeyID", key_id)
+    }
+
+    pub fn without(mut self, name: &str) -> Self {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self
+    }
+
+    pub async fn send(self) -> TokenReply {
+        let mut request = reqwest::Client::new().get(format!("{}{}", self.url, self.path));
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.unwrap();
+        TokenReply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap(),
+        }
+    }
+}
+
+/// A token response read in full.
+#[derive(Debug)]
+pub struct TokenReply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl TokenReply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    /// Asserts a 200 and returns the body.
+    #[track_caller]
+    pub fn ok(&self) -> Value {
+        assert_eq!(self.status, 200, "body: {}", self.text);
+        self.json()
+    }
+
+    /// Asserts an error: HTTP status, `status` string, and the one error's
+    /// location, name and description.
+    #[track_caller]
+    pub fn assert_error(
+        &self,
+        http: u16,
+        status: &str,
+        location: &str,
+        name: &str,
+        description: &str,
+    ) {
+        assert_eq!(self.status, http, "body: {}", self.text);
+        let expected = serde_json::json!({
+            "status": status,
+            "errors": [{"location": location, "name": name, "description": description}],
+        });
+        assert_eq!(self.json(), expected);
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/json")
+        );
+    }
+}

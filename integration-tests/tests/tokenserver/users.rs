@@ -1,0 +1,143 @@
+//! The user-record rules over HTTP: generations and keys_changed_at only
+//! grow, a key reset gives a new uid, stale and unchanged states are refused.
+
+use crate::support::TestTokenserver;
+
+#[tokio::test]
+async fn a_newer_generation_is_recorded_and_an_older_one_refused() {
+    let ts = TestTokenserver::spawn().await;
+    let first = ts.request("g", Some(10), "10-qqo").send().await.ok();
+    let raised = ts.request("g", Some(20), "10-qqo").send().await.ok();
+    assert_eq!(first["uid"], raised["uid"]);
+    assert_eq!(ts.records("g").await[0].keys.generation, 20);
+    let older = ts.request("g", Some(15), "10-qqo").send().await;
+    older.assert_error(401, "invalid-generation", "body", "", "Unauthorized");
+}
+
+#[tokio::test]
+async fn a_key_change_gives_a_new_uid_and_replaces_the_old_record() {
+    let ts = TestTokenserver::spawn().await;
+    let old = ts.request("k", Some(10), "10-qqo").send().await.ok();
+    let new = ts.request("k", Some(20), "20-u7s").send().await.ok();
+    assert_ne!(old["uid"], new["uid"]);
+    assert_eq!(
+        old["api_endpoint"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('/')
+            .unwrap()
+            .0,
+        new["api_endpoint"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('/')
+            .unwrap()
+            .0,
+        "a key change stays on the same node"
+    );
+    let records = ts.records("k").await;
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].uid, new["uid"].as_i64().unwrap());
+    assert_eq!(records[0].keys.client_state.as_hex(), "bbbb");
+    assert!(records[0].replaced_at.is_none());
+    assert!(
+        records[1].replaced_at.is_some(),
+        "the old record is replaced"
+    );
+}
+
+#[tokio::test]
+async fn a_client_state_used_before_is_refused_as_stale() {
+    let ts = TestTokenserver::spawn().await;
+    ts.request("s", Some(10), "10-qqo").send().await.ok();
+    ts.request("s", Some(20), "20-u7s").send().await.ok();
+    let stale = ts.request("s", Some(30), "30-qqo").send().await;
+    stale.assert_error(
+        401,
+        "invalid-client-state",
+        "header",
+        "X-Client-State",
+        "Unacceptable client-state value stale value",
+    );
+}
+
+#[tokio::test]
+async fn a_new_client_state_needs_a_newer_generation_and_keys_changed_at() {
+    let ts = TestTokenserver::spawn().await;
+    ts.request("n", Some(10), "10-qqo").send().await.ok();
+    let same_generation = ts.request("n", Some(10), "10-u7s").send().await;
+    same_generation.assert_error(
+        401,
+        "invalid-client-state",
+        "header",
+        "X-Client-State",
+        "Unacceptable client-state value new value with no generation change",
+    );
+    let same_kca = ts.request("n", Some(20), "10-u7s").send().await;
+    same_kca.assert_error(
+        401,
+        "invalid-client-state",
+        "header",
+        "X-Client-State",
+        "Unacceptable client-state value new value with no keys_changed_at change",
+    );
+}
+
+#[tokio::test]
+async fn an_empty_client_state_after_a_real_one_is_refused() {
+    let ts = TestTokenserver::spawn().await;
+    ts.request("e", Some(10), "10-qqo").send().await.ok();
+    let empty = ts.request("e", Some(20), "20-").send().await;
+    empty.assert_error(
+        401,
+        "invalid-client-state",
+        "header",
+        "X-Client-State",
+        "Unacceptable client-state value empty string",
+    );
+}
+
+#[tokio::test]
+async fn keys_changed_at_rules() {
+    let ts = TestTokenserver::spawn().await;
+    ts.request("kca", Some(100), "100-qqo").send().await.ok();
+    let lower = ts.request("kca", Some(100), "50-qqo").send().await;
+    lower.assert_error(401, "invalid-keysChangedAt", "body", "", "Unauthorized");
+    let ahead_of_generation = ts.request("kca", Some(100), "200-qqo").send().await;
+    ahead_of_generation.assert_error(401, "invalid-keysChangedAt", "body", "", "Unauthorized");
+    // 0 counts as absent: missing once one has been seen.
+    let missing = ts.request("kca", Some(100), "0-qqo").send().await;
+    missing.assert_error(401, "invalid-keysChangedAt", "body", "", "Unauthorized");
+    // A newer one, with a generation at least as new, is recorded.
+    ts.request("kca", Some(300), "300-qqo").send().await.ok();
+    assert_eq!(ts.records("kca").await[0].keys.keys_changed_at, Some(300));
+}
+
+#[tokio::test]
+async fn without_a_generation_keys_changed_at_stands_in_for_it() {
+    let ts = TestTokenserver::spawn().await;
+    ts.request("nogen", None, "1234-qqo").send().await.ok();
+    let record = &ts.records("nogen").await[0];
+    assert_eq!(record.keys.keys_changed_at, Some(1234));
+    // A new account's generation is the request's (absent: 0); a later
+    // keys_changed_at raises it.
+    ts.request("nogen", None, "2000-qqo").send().await.ok();
+    assert_eq!(ts.records("nogen").await[0].keys.generation, 2000);
+}
+
+#[tokio::test]
+async fn remote_verification_gives_the_same_users() {
+    let ts = TestTokenserver::spawn().await;
+    let token = ts
+        .fxa
+        .opaque_token("remote", Some(5), &[integration_tests::fxa::SYNC_SCOPE]);
+    let body = crate::support::TokenRequest::new(&ts.url)
+        .bearer(&token)
+        .key_id("5-qqo")
+        .send()
+        .await
+        .ok();
+    let again = ts.request("remote", Some(5), "5-qqo").send().await.ok();
+    assert_eq!(body["uid"], again["uid"]);
+    assert_eq!(ts.records("remote").await[0].keys.generation, 5);
+}

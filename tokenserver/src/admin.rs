@@ -1,0 +1,293 @@
+//! Operator commands: nodes, users and purges, straight on the database.
+
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use sync_common::token::TokenSecrets;
+use tokenserver::db::{self, Node, NodeUpdate, TokenStore, UserRecord};
+use tokenserver::model::keys::ClientState;
+use tokenserver::model::user::KeyState;
+use tokenserver::purge::{self, DataPolicy};
+use tokenserver::Config;
+
+use super::CliResult;
+
+#[derive(Subcommand)]
+pub enum NodeCommand {
+    /// List the nodes and their load.
+    List,
+    /// Add a node, e.g. `https://sync-1.example.com`.
+    Add {
+        url: String,
+        /// How many users it may hold.
+        #[arg(long, default_value_t = 100_000)]
+        capacity: i64,
+        /// Add it marked down (no users until `update --downed false`).
+        #[arg(long)]
+        downed: bool,
+        /// Add it backed off (no new users).
+        #[arg(long)]
+        backoff: bool,
+    },
+    /// Change a node's settings.
+    Update {
+        url: String,
+        /// A new URL for the same node (its users keep their data).
+        #[arg(long)]
+        new_url: Option<String>,
+        #[arg(long)]
+        capacity: Option<i64>,
+        #[arg(long)]
+        available: Option<i64>,
+        /// Down: its users move to other nodes at their next token request.
+        #[arg(long)]
+        downed: Option<bool>,
+        /// Backed off: no new users.
+        #[arg(long)]
+        backoff: Option<bool>,
+    },
+    /// Stop giving the node new users and move its users elsewhere.
+    Drain { url: String },
+    /// Move the node's users elsewhere at their next token request.
+    Unassign { url: String },
+    /// Unassign the node's users, then delete it.
+    Remove { url: String },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Show a user's records (by FxA uid or email).
+    Show { user: String },
+    /// Give a user a new record on a chosen node.
+    Allocate { user: String, node: String },
+    /// Count accounts (not deleted ones); with --node, the users currently on that node.
+    Count {
+        /// Only those on this node.
+        #[arg(long)]
+        node: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct PurgeArgs {
+    /// Purge records replaced more than this many days ago.
+    #[arg(long)]
+    older_than_days: u32,
+    /// Records handled per database round trip.
+    #[arg(long, default_value_t = 500)]
+    chunk: u64,
+    /// Forget the records without deleting their data on the storage nodes.
+    #[arg(long)]
+    skip_data: bool,
+}
+
+async fn open(config: &Config) -> Result<Arc<dyn TokenStore>, Box<dyn std::error::Error>> {
+    let problems = config.tokenserver.problems();
+    if !problems.is_empty() {
+        return Err(tokenserver::StartError::Config(problems).into());
+    }
+    let settings = &config.tokenserver;
+    Ok(db::open(&settings.database_url, settings.database_max_connections).await?)
+}
+
+pub async fn migrate(config: &Config) -> CliResult {
+    open(config).await?;
+    println!("the tokenserver database schema is up to date");
+    Ok(())
+}
+
+pub fn print_config(config: &Config) -> CliResult {
+    println!("{}", serde_json::to_string_pretty(config)?);
+    let problems = config.problems();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(tokenserver::StartError::Config(problems).into())
+    }
+}
+
+pub async fn node(config: &Config, command: NodeCommand) -> CliResult {
+    let store = open(config).await?;
+    match command {
+        NodeCommand::List => print_nodes(&store.nodes().await?),
+        NodeCommand::Add {
+            url,
+            capacity,
+            downed,
+            backoff,
+        } => {
+            check_node_url(&url)?;
+            if capacity <= 0 {
+                return Err("the capacity must be greater than 0".into());
+            }
+            let node = store.add_node(&url, capacity, downed, backoff).await?;
+            println!(
+                "added node {} (id {}, capacity {})",
+                node.node, node.id, node.capacity
+            );
+        }
+        NodeCommand::Update {
+            url,
+            new_url,
+            capacity,
+            available,
+            downed,
+            backoff,
+        } => {
+            if let Some(new_url) = &new_url {
+                check_node_url(new_url)?;
+            }
+            let update = NodeUpdate {
+                node: new_url,
+                capacity,
+                available,
+                downed,
+                backoff,
+            };
+            let node = store.update_node(&url, &update).await?;
+            print_nodes(&[node]);
+        }
+        NodeCommand::Drain { url } => {
+            let update = NodeUpdate {
+                backoff: Some(true),
+                ..NodeUpdate::default()
+            };
+            store.update_node(&url, &update).await?;
+            let moved = store.unassign_node(&url).await?;
+            println!("drained {url}: no new users; {moved} users move at their next sync");
+        }
+        NodeCommand::Unassign { url } => {
+            let moved = store.unassign_node(&url).await?;
+            println!("unassigned {moved} users from {url}");
+        }
+        NodeCommand::Remove { url } => {
+            let moved = store.remove_node(&url).await?;
+            println!("removed node {url}; {moved} users move at their next sync");
+        }
+    }
+    Ok(())
+}
+
+pub async fn user(config: &Config, command: UserCommand) -> CliResult {
+    let store = open(config).await?;
+    match command {
+        UserCommand::Show { user } => {
+            let email = email(config, &user);
+            let records = store.user_records(&email).await?;
+            if records.is_empty() {
+                return Err(format!("no user {email}").into());
+            }
+            print_records(&records);
+        }
+        UserCommand::Allocate { user, node } => {
+            let email = email(config, &user);
+            let keys = match store.user(&email).await? {
+                Some(history) => history.current.keys,
+                None => KeyState {
+                    generation: 0,
+                    keys_changed_at: None,
+                    client_state: ClientState::default(),
+                },
+            };
+            let rate = config.tokenserver.node_capacity_release_rate;
+            let record = store
+                .allocate_user(&email, &keys, Some(&node), rate)
+                .await?;
+            println!("allocated {email} to {node} as uid {}", record.uid);
+        }
+        UserCommand::Count { node } => {
+            println!("{}", store.count_users(node.as_deref()).await?);
+        }
+    }
+    Ok(())
+}
+
+pub async fn purge(config: &Config, args: PurgeArgs) -> CliResult {
+    let store = open(config).await?;
+    let cutoff = db::now_ms() - i64::from(args.older_than_days) * 86_400_000;
+    let secrets;
+    let policy = if args.skip_data {
+        DataPolicy::Skip
+    } else {
+        let configured = config.secrets();
+        if configured.is_empty() {
+            return Err(
+                "deleting users' data needs the master secret (SYNC_MASTER_SECRET); \
+                        pass --skip-data to only forget the records"
+                    .into(),
+            );
+        }
+        secrets = TokenSecrets::new(&configured)?;
+        DataPolicy::Delete(&secrets)
+    };
+    let report = purge::purge_replaced(store.as_ref(), cutoff, args.chunk.max(1), &policy).await?;
+    println!("purged {} replaced records", report.purged);
+    if report.kept > 0 {
+        return Err(format!(
+            "kept {} records whose storage node did not delete their data (see the log); \
+             retry later, or pass --skip-data if those nodes are gone",
+            report.kept
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// A bare FxA uid gets the configured email domain.
+fn email(config: &Config, user: &str) -> String {
+    if user.contains('@') {
+        user.to_owned()
+    } else {
+        config.tokenserver.email(user)
+    }
+}
+
+fn check_node_url(url: &str) -> CliResult {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.parse::<http::Uri>().is_ok()
+        && !url.ends_with('/')
+        && url.len() <= 64;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{url:?} is not a node URL: give scheme, host and port, e.g. https://sync-1.example.com (at most 64 characters, no trailing slash)").into())
+    }
+}
+
+fn print_nodes(nodes: &[Node]) {
+    println!(
+        "{:>4}  {:<40} {:>9} {:>9} {:>9}  flags",
+        "id", "node", "capacity", "load", "available"
+    );
+    for n in nodes {
+        let flags = [(n.downed, "downed"), (n.backoff, "backoff")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| *name)
+            .collect::<Vec<_>>()
+            .join(",");
+        println!(
+            "{:>4}  {:<40} {:>9} {:>9} {:>9}  {}",
+            n.id, n.node, n.capacity, n.current_load, n.available, flags
+        );
+    }
+}
+
+fn print_records(records: &[UserRecord]) {
+    for r in records {
+        let state = match r.replaced_at {
+            None => "current".to_owned(),
+            Some(at) => format!("replaced at {at}"),
+        };
+        println!(
+            "uid {}  {}  node {}  generation {}  keys_changed_at {}  client_state {:?}  created at {}  ({state})",
+            r.uid,
+            r.email,
+            r.node.as_deref().unwrap_or("(gone)"),
+            r.keys.generation,
+            r.keys.keys_changed_at.map_or("-".to_owned(), |k| k.to_string()),
+            r.keys.client_state.as_hex(),
+            r.created_at,
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! FxA's public signing keys: the configured primary and secondary JWKs
+//! (so a key rotation never locks users out), or else FxA's JWKS document,
+//! fetched and cached, refreshed early when a token names an unknown key.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::DecodingKey;
+use serde::{Deserialize, Deserializer, Serialize};
+use tokio::sync::Mutex;
+
+/// An RSA public key in JWK form (RFC 7517), as FxA publishes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RsaJwk {
+    pub kty: String,
+    pub alg: Option<String>,
+    pub kid: Option<String>,
+    #[serde(rename = "use")]
+    pub use_: Option<String>,
+    pub n: String,
+    pub e: String,
+    pub fxa_created_at: Option<i64>,
+}
+
+impl RsaJwk {
+    /// The verification key, or a sentence saying why this JWK is unusable.
+    pub fn decoding_key(&self) -> Result<VerifyingKey, String> {
+        if !self.kty.eq_ignore_ascii_case("RSA") {
+            return Err(format!("key type {:?} is not RSA", self.kty));
+        }
+        if self.alg.as_deref().is_some_and(|a| a != "RS256") {
+            return Err(format!("algorithm {:?} is not RS256", self.alg));
+        }
+        let key = DecodingKey::from_rsa_components(&self.n, &self.e)
+            .map_err(|e| format!("the modulus or exponent is not valid base64url: {e}"))?;
+        Ok(VerifyingKey {
+            kid: self.kid.clone(),
+            key,
+        })
+    }
+}
+
+/// A configured JWK: a table of fields, or (for environment variables) a
+/// JSON string holding one.
+pub fn deserialize_jwk<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RsaJwk>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Table(RsaJwk),
+        Json(String),
+    }
+    match Option::<Form>::deserialize(d)? {
+        None => Ok(None),
+        Some(Form::Table(jwk)) => Ok(Some(jwk)),
+        Some(Form::Json(text)) if text.trim().is_empty() => Ok(None),
+        Some(Form::Json(text)) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("a JWK must be a JSON object with kty, n and e")),
+    }
+}
+
+/// A key that signatures are checked against.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    pub kid: Option<String>,
+    pub key: DecodingKey,
+}
+
+#[derive(Deserialize)]
+struct JwksDocument {
+    keys: Vec<serde_json::Value>,
+}
+
+struct Cached {
+    keys: Arc<Vec<VerifyingKey>>,
+    fetched_at: Instant,
+    /// When an unknown `kid` last forced a fetch.
+    forced_at: Option<Instant>,
+}
+
+/// Where keys come from.
+enum Source {
+    Configured(Arc<Vec<VerifyingKey>>),
+    Fetched {
+        url: String,
+        http: reqwest::Client,
+        max_age: Duration,
+        cache: Mutex<Option<Cached>>,
+    },
+}
+
+/// Unknown `kid`s force a fetch at most this often, so forged tokens
+/// cannot make us hammer FxA.
+const MIN_FORCED_REFRESH: Duration = Duration::from_secs(60);
+
+/// FxA's signing keys.
+pub struct FxaKeys {
+    source: Source,
+}
+
+impl FxaKeys {
+    /// Fixed keys from the configuration.
+    pub fn configured(keys: Vec<VerifyingKey>) -> Self {
+        Self {
+            source: Source::Configured(Arc::new(keys)),
+        }
+    }
+
+    /// Keys fetched from `url` (a JWKS document) and kept for `max_age`.
+    pub fn fetched(url: String, http: reqwest::Client, max_age: Duration) -> Self {
+        Self {
+            source: Source::Fetched {
+                url,
+                http,
+                max_age,
+                cache: Mutex::new(None),
+            },
+        }
+    }
+
+    /// The keys to try for a token naming `kid`. Empty when no usable key
+    /// is known (nothing configured, FxA unreachable or its answer
+    /// malformed): the caller then asks FxA to verify the token remotely.
+    pub async fn for_kid(&self, kid: Option<&str>) -> Arc<Vec<VerifyingKey>> {
+        match &self.source {
+            Source::Configured(keys) => keys.clone(),
+            Source::Fetched {
+                url,
+                http,
+                max_age,
+                cache,
+            } => {
+                let mut cache = cache.lock().await;
+                let now = Instant::now();
+                let mut forced_at = None;
+                if let Some(c) = cache.as_ref() {
+                    let known = kid.is_none() || c.keys.iter().any(|k| k.kid.as_deref() == kid);
+                    let recently_forced =
+                        c.forced_at.is_some_and(|at| now - at < MIN_FORCED_REFRESH);
+                    if now - c.fetched_at < *max_age && (known || recently_forced) {
+                        return c.keys.clone();
+                    }
+                    forced_at = if known { c.forced_at } else { Some(now) };
+                }
+                let keys = Arc::new(fetch(http, url).await);
+                *cache = Some(Cached {
+                    keys: keys.clone(),
+                    fetched_at: now,
+                    forced_at,
+                });
+                keys
+            }
+        }
+    }
+}
+
+/// The usable RSA keys of the JWKS at `url`; none on any failure.
+async fn fetch(http: &reqwest::Client, url: &str) -> Vec<VerifyingKey> {
+    let document = async {
+        let response = http.get(url).send().await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("status {}", response.status()));
+        }
+        response
+            .json::<JwksDocument>()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match document.await {
+        Ok(doc) => doc
+            .keys
+            .into_iter()
+            .filter_map(|value| serde_json::from_value::<RsaJwk>(value).ok())
+            .filter_map(|jwk| jwk.decoding_key().ok())
+            .collect(),
+        Err(e) => {
+            tracing::warn!(%url, error = %e, "cannot fetch FxA's signing keys; verifying tokens remotely");
+            Vec::new()
+        }
+    }
+}

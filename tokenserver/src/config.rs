@@ -1,0 +1,206 @@
+//! The tokenserver's settings: one typed struct whose `Default` is the
+//! single source of defaults, loaded by `sync_common::config::load` from a
+//! TOML file and `SYNC_` variables (`SYNC_TOKENSERVER__FXA_OAUTH_SERVER_URL`).
+//! Key names follow Mozilla's syncstorage-rs, so an operator's environment
+//! carries over. Every setting is listed in `docs/configuration.md`.
+
+use serde::{Deserialize, Serialize};
+use sync_common::db_url::DatabaseUrl;
+use sync_common::secret::Secret;
+
+use crate::auth::keys::{deserialize_jwk, RsaJwk};
+
+/// Top-level settings of the `tokenserver` binary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on.
+    pub port: u16,
+    /// The secret shared with the storage nodes. REQUIRED.
+    pub master_secret: Secret,
+    /// Older master secrets (tokens are always signed with `master_secret`).
+    pub previous_master_secrets: Vec<Secret>,
+    /// Human-readable logs (true) or JSON lines (false).
+    pub human_logs: bool,
+    /// Default log filter when `RUST_LOG` is unset.
+    pub log_level: String,
+    /// The tokenserver itself.
+    pub tokenserver: TokenserverConfig,
+}
+
+/// Settings of the token service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenserverConfig {
+    /// `sqlite:<path>` (default `sqlite:./data/tokenserver.db`).
+    pub database_url: DatabaseUrl,
+    /// Most open database connections.
+    pub database_max_connections: u32,
+    /// FxA's OAuth server: `/v1/verify` and, unless keys are configured, `/v1/jwks`.
+    pub fxa_oauth_server_url: String,
+    /// Seconds a whole OAuth verification may take before the client gets 503.
+    pub fxa_oauth_request_timeout: u64,
+    /// FxA's token-signing key (a JWK table, or a JSON string). Unset: FxA's JWKS is fetched.
+    #[serde(deserialize_with = "deserialize_jwk")]
+    pub fxa_oauth_primary_jwk: Option<RsaJwk>,
+    /// The next (or previous) signing key, so a rotation never locks users out.
+    #[serde(deserialize_with = "deserialize_jwk")]
+    pub fxa_oauth_secondary_jwk: Option<RsaJwk>,
+    /// Seconds a fetched JWKS is trusted before it is fetched again.
+    pub fxa_oauth_jwks_cache_seconds: u64,
+    /// Accounts are stored as `<fxa uid>@<this domain>`.
+    pub fxa_email_domain: String,
+    /// Key of the `hashed_fxa_uid` metrics hash. Unset: derived from the master secret.
+    pub fxa_metrics_hash_secret: Secret,
+    /// Lifetime of the tokens handed out, in seconds (`?duration=` may ask for less).
+    pub token_duration: u64,
+    /// `node_type` in token responses (telemetry only).
+    pub node_type: String,
+    /// Share of a full node's capacity released when every node is full.
+    pub node_capacity_release_rate: f64,
+    /// Give unknown accounts a record (false: they get 403).
+    pub allow_new_users: bool,
+    /// Accept FxA's account events at `POST /1.0/webhooks/fxa/events`.
+    pub fxa_webhook_enabled: bool,
+    /// The client id event tokens are addressed to (their `aud`).
+    pub fxa_webhook_set_client_id: String,
+    /// The issuer of event tokens (their `iss`).
+    pub fxa_webhook_set_issuer: String,
+    /// Requests taking longer get 503.
+    pub request_timeout_seconds: u64,
+    /// A storage node registered at start if absent (`init_node_capacity` slots).
+    pub init_node_url: Option<String>,
+    /// Capacity of `init_node_url`.
+    pub init_node_capacity: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            master_secret: Secret::default(),
+            previous_master_secrets: Vec::new(),
+            human_logs: true,
+            log_level: "info".into(),
+            tokenserver: TokenserverConfig::default(),
+        }
+    }
+}
+
+impl Default for TokenserverConfig {
+    fn default() -> Self {
+        Self {
+            database_url: DatabaseUrl::new("sqlite:./data/tokenserver.db"),
+            database_max_connections: 8,
+            fxa_oauth_server_url: "https://oauth.accounts.firefox.com".into(),
+            fxa_oauth_request_timeout: 10,
+            fxa_oauth_primary_jwk: None,
+            fxa_oauth_secondary_jwk: None,
+            fxa_oauth_jwks_cache_seconds: 3600,
+            fxa_email_domain: "api.accounts.firefox.com".into(),
+            fxa_metrics_hash_secret: Secret::default(),
+            token_duration: 3600,
+            node_type: "sqlite".into(),
+            node_capacity_release_rate: 0.1,
+            allow_new_users: true,
+            fxa_webhook_enabled: false,
+            fxa_webhook_set_client_id: String::new(),
+            fxa_webhook_set_issuer: "https://accounts.firefox.com/".into(),
+            request_timeout_seconds: 30,
+            init_node_url: None,
+            init_node_capacity: 100_000,
+        }
+    }
+}
+
+impl Config {
+    /// Every problem with the settings, as sentences; empty when usable.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.master_secret.is_empty() {
+            problems.push(
+                "master_secret is required (SYNC_MASTER_SECRET, or SYNC_MASTER_SECRET_FILE), \
+                 and must be the storage nodes' secret"
+                    .to_owned(),
+            );
+        }
+        problems.extend(self.tokenserver.problems());
+        problems
+    }
+
+    /// The master secrets, newest (signing) first.
+    pub fn secrets(&self) -> Vec<&str> {
+        std::iter::once(&self.master_secret)
+            .chain(&self.previous_master_secrets)
+            .filter(|s| !s.is_empty())
+            .map(Secret::expose)
+            .collect()
+    }
+
+    /// The key of the metrics hashes.
+    pub fn metrics_hash_secret(&self) -> &str {
+        let configured = &self.tokenserver.fxa_metrics_hash_secret;
+        if configured.is_empty() {
+            self.master_secret.expose()
+        } else {
+            configured.expose()
+        }
+    }
+}
+
+impl TokenserverConfig {
+    /// Problems with the token service's own settings.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.database_url.backend() {
+            problems.push(format!("tokenserver.database_url: {e}"));
+        }
+        let url = &self.fxa_oauth_server_url;
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            problems.push(format!(
+                "tokenserver.fxa_oauth_server_url {url:?} must be an http(s) URL"
+            ));
+        }
+        for (name, jwk) in [
+            ("primary", &self.fxa_oauth_primary_jwk),
+            ("secondary", &self.fxa_oauth_secondary_jwk),
+        ] {
+            if let Some(Err(e)) = jwk.as_ref().map(RsaJwk::decoding_key) {
+                problems.push(format!("tokenserver.fxa_oauth_{name}_jwk is unusable: {e}"));
+            }
+        }
+        if self.fxa_oauth_request_timeout == 0 {
+            problems.push("tokenserver.fxa_oauth_request_timeout must be greater than 0".into());
+        }
+        if self.token_duration == 0 {
+            problems.push("tokenserver.token_duration must be greater than 0".into());
+        }
+        if !(self.node_capacity_release_rate > 0.0 && self.node_capacity_release_rate <= 1.0) {
+            problems.push("tokenserver.node_capacity_release_rate must be in (0, 1]".into());
+        }
+        if self.fxa_email_domain.is_empty() {
+            problems.push("tokenserver.fxa_email_domain must not be empty".into());
+        }
+        if self.fxa_webhook_enabled && self.fxa_webhook_set_client_id.is_empty() {
+            problems.push(
+                "tokenserver.fxa_webhook_set_client_id is required when fxa_webhook_enabled is set"
+                    .into(),
+            );
+        }
+        if self.request_timeout_seconds == 0 {
+            problems.push("tokenserver.request_timeout_seconds must be greater than 0".into());
+        }
+        if self.init_node_url.is_some() && self.init_node_capacity <= 0 {
+            problems.push("tokenserver.init_node_capacity must be greater than 0".into());
+        }
+        problems
+    }
+
+    /// The account key of an FxA user.
+    pub fn email(&self, fxa_uid: &str) -> String {
+        format!("{fxa_uid}@{}", self.fxa_email_domain)
+    }
+}

@@ -1,0 +1,188 @@
+//! Users and nodes behind one trait, in Mozilla's `services`/`nodes`/`users`
+//! schema. Each method is one unit of work (one transaction); the rules
+//! they apply (which node, what may change) live in [`crate::model`], so
+//! backends differ only in SQL.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sync_common::db_url::{Backend, DatabaseUrl};
+
+use crate::model::keys::ClientState;
+use crate::model::user::KeyState;
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// The service every record belongs to.
+pub const SYNC_SERVICE: &str = "sync-1.5";
+/// How Mozilla's schema spells the endpoint of that service.
+pub const SYNC_PATTERN: &str = "{node}/1.5/{uid}";
+
+/// One row of `users`, with its node's URL and state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub uid: i64,
+    pub email: String,
+    pub keys: KeyState,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    pub replaced_at: Option<i64>,
+    pub node_id: i64,
+    /// `None` when the node row no longer exists.
+    pub node: Option<String>,
+    pub node_downed: bool,
+}
+
+impl UserRecord {
+    /// The node this record can be served from, if it is still usable.
+    pub fn live_node(&self) -> Option<&str> {
+        self.node.as_deref().filter(|_| !self.node_downed)
+    }
+}
+
+/// A user's current record and the client states of their older ones.
+#[derive(Debug, Clone)]
+pub struct UserHistory {
+    pub current: UserRecord,
+    /// States of replaced records that differ from the current one.
+    pub old_client_states: Vec<ClientState>,
+}
+
+/// A storage node (a row of `nodes`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Node {
+    pub id: i64,
+    pub node: String,
+    pub available: i64,
+    pub current_load: i64,
+    pub capacity: i64,
+    pub downed: bool,
+    pub backoff: bool,
+}
+
+/// Changes to a node; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct NodeUpdate {
+    pub node: Option<String>,
+    pub capacity: Option<i64>,
+    pub available: Option<i64>,
+    pub downed: Option<bool>,
+    pub backoff: Option<bool>,
+}
+
+/// A storage failure, free of HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No node can take a new user, even after releasing capacity.
+    #[error("no storage node has capacity for a new user")]
+    NoNode,
+    /// An operator named something that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// An operator asked for something the data forbids.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("database error: {0}")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// The tokenserver's storage operations.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Which backend this is (for logs and heartbeats).
+    fn backend(&self) -> Backend;
+
+    /// Succeeds when the database answers.
+    async fn check(&self) -> DbResult<()>;
+
+    /// The user's current record and history, or `None` for a new account.
+    /// Older records left unreplaced by a race are marked replaced.
+    async fn user(&self, email: &str) -> DbResult<Option<UserHistory>>;
+
+    /// Every record of `email`, newest first (for operators).
+    async fn user_records(&self, email: &str) -> DbResult<Vec<UserRecord>>;
+
+    /// Creates a record for `email` on the best node (or on `node`, if
+    /// given) and replaces the user's older records.
+    async fn allocate_user(
+        &self,
+        email: &str,
+        keys: &KeyState,
+        node: Option<&str>,
+        release_rate: f64,
+    ) -> DbResult<UserRecord>;
+
+    /// The user reset their keys: a new record on the same node as
+    /// `current`, which is replaced along with any older ones.
+    async fn replace_keys(&self, current: &UserRecord, keys: &KeyState) -> DbResult<UserRecord>;
+
+    /// Raises generation and keys_changed_at of one record; never lowers them.
+    async fn raise_keys(&self, uid: i64, keys: &KeyState) -> DbResult<()>;
+
+    /// Raises the generation of the user's live records (a password change).
+    async fn raise_generation(&self, email: &str, generation: i64) -> DbResult<u64>;
+
+    /// The account was deleted: its live records get the largest generation
+    /// and are marked replaced.
+    async fn retire_user(&self, email: &str) -> DbResult<u64>;
+
+    /// Every node of the service.
+    async fn nodes(&self) -> DbResult<Vec<Node>>;
+
+    /// Adds a node with `capacity` slots (all available).
+    async fn add_node(
+        &self,
+        url: &str,
+        capacity: i64,
+        downed: bool,
+        backoff: bool,
+    ) -> DbResult<Node>;
+
+    /// Changes a node's settings.
+    async fn update_node(&self, url: &str, update: &NodeUpdate) -> DbResult<Node>;
+
+    /// Marks every live record on the node replaced, so its users get a
+    /// new node at their next token request. Returns how many moved.
+    async fn unassign_node(&self, url: &str) -> DbResult<u64>;
+
+    /// Unassigns the node's users, then deletes the node.
+    async fn remove_node(&self, url: &str) -> DbResult<u64>;
+
+    /// Accounts not deleted; or, for one node, users with a live record there.
+    async fn count_users(&self, node: Option<&str>) -> DbResult<u64>;
+
+    /// Up to `limit` records replaced before `before_ms`, oldest first.
+    async fn replaced_records(&self, before_ms: i64, limit: u64) -> DbResult<Vec<UserRecord>>;
+
+    /// Deletes one (replaced) record.
+    async fn delete_record(&self, uid: i64) -> DbResult<()>;
+}
+
+/// Opens the database named by `url`, creating and migrating it as needed.
+/// This is the only place that chooses a backend.
+pub async fn open(url: &DatabaseUrl, max_connections: u32) -> DbResult<Arc<dyn TokenStore>> {
+    let backend = url.backend().map_err(|e| DbError::Other(e.into()))?;
+    match backend {
+        #[cfg(feature = "sqlite")]
+        Backend::Sqlite => Ok(Arc::new(sqlite::SqliteStore::open(url, max_connections).await?)),
+        other => Err(DbError::Other(
+            format!(
+                "the {} backend is not available for the tokenserver in this build (database URL {url})",
+                other.name()
+            )
+            .into(),
+        )),
+    }
+}
+
+/// Milliseconds since the epoch, as the schema stores times.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

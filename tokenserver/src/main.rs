@@ -1,0 +1,92 @@
+//! The `tokenserver` binary: serve, or run one operator command against
+//! the configured database (usable against a running deployment).
+
+mod admin;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sync_common::config::{load, Loaded};
+use tokenserver::Config;
+
+#[derive(Parser)]
+#[command(version, about = "The Firefox Sync tokenserver (Tokenserver API 1.0)")]
+struct Cli {
+    /// A TOML settings file; `SYNC_*` environment variables override it.
+    #[arg(long, short, global = true, env = "SYNC_CONFIG_FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve `GET /1.0/sync/1.5` (the default).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Print the effective settings, secrets redacted.
+    Config,
+    /// Exit 0 if a running tokenserver's /__heartbeat__ answers 200 (for Docker).
+    Healthcheck,
+    /// Manage storage nodes.
+    #[command(subcommand)]
+    Node(admin::NodeCommand),
+    /// Inspect and place users.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Delete user records replaced more than N days ago (and their data on
+    /// the storage node, where it answers).
+    PurgeReplaced(admin::PurgeArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Loaded { config, warnings } = match load::<Config>(cli.config.as_deref(), std::env::vars())
+    {
+        Ok(loaded) => loaded,
+        Err(e) => return fail(e),
+    };
+    sync_common::telemetry::init(config.human_logs, &config.log_level);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => admin::migrate(&config).await,
+        Command::Config => admin::print_config(&config),
+        Command::Healthcheck => healthcheck(&config).await,
+        Command::Node(command) => admin::node(&config, command).await,
+        Command::User(command) => admin::user(&config, command).await,
+        Command::PurgeReplaced(args) => admin::purge(&config, args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::FAILURE
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+async fn serve(config: Config) -> CliResult {
+    let address = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    tracing::info!(%address, database = %config.tokenserver.database_url, "tokenserver listening");
+    tokenserver::serve(config, listener, sync_common::server::shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn healthcheck(config: &Config) -> CliResult {
+    sync_common::server::healthcheck(&config.host, config.port).await?;
+    println!("healthy");
+    Ok(())
+}

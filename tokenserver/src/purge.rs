@@ -1,0 +1,131 @@
+//! Purging replaced user records. A replaced record's uid is never served
+//! again, so its data on the storage node is garbage: it is deleted there
+//! first (a HAWK-signed `DELETE /1.5/{uid}` with a token we mint), and the
+//! record only once that worked, so nothing is forgotten while its data
+//! still exists. Records of nodes that are gone can be dropped on request.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hawk::{Credentials, DigestAlgorithm, Key, RequestBuilder};
+use sync_common::token::{TokenPayload, TokenSecrets};
+
+use crate::db::{DbResult, TokenStore, UserRecord};
+
+/// What a purge did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Records deleted.
+    pub purged: u64,
+    /// Records kept because their node could not delete the data.
+    pub kept: u64,
+}
+
+/// How storage data of purged records is handled.
+pub enum DataPolicy<'a> {
+    /// Delete it on the node with a token signed by these secrets.
+    Delete(&'a TokenSecrets),
+    /// Forget the records without touching any node.
+    Skip,
+}
+
+/// Purges records replaced before `before_ms`, `chunk` at a time.
+pub async fn purge_replaced(
+    store: &dyn TokenStore,
+    before_ms: i64,
+    chunk: u64,
+    data: &DataPolicy<'_>,
+) -> DbResult<PurgeReport> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| crate::db::DbError::Other(Box::new(e)))?;
+    let mut report = PurgeReport::default();
+    let mut seen = 0;
+    loop {
+        // Kept records stay in the table: skip past them.
+        let batch = store.replaced_records(before_ms, seen + chunk).await?;
+        let fresh: Vec<&UserRecord> = batch
+            .iter()
+            .skip(usize::try_from(seen).unwrap_or(usize::MAX))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(report);
+        }
+        for record in fresh {
+            let deleted = match (data, record.node.as_deref()) {
+                (DataPolicy::Delete(secrets), Some(node)) => {
+                    delete_data(&http, secrets, node, record.uid).await
+                }
+                _ => Ok(()),
+            };
+            match deleted {
+                Ok(()) => {
+                    store.delete_record(record.uid).await?;
+                    report.purged += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(uid = record.uid, error = %e, "kept a replaced record: its data could not be deleted");
+                    report.kept += 1;
+                    seen += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Deletes everything `uid` stores on `node`.
+async fn delete_data(
+    http: &reqwest::Client,
+    secrets: &TokenSecrets,
+    node: &str,
+    uid: i64,
+) -> Result<(), String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?;
+    let payload = TokenPayload {
+        node: node.to_owned(),
+        fxa_kid: String::new(),
+        fxa_uid: String::new(),
+        hashed_device_id: String::new(),
+        hashed_fxa_uid: String::new(),
+        expires: now.as_secs() + 300,
+        uid: u64::try_from(uid).map_err(|e| e.to_string())?,
+        tokenserver_origin: "rust".into(),
+        salt: TokenPayload::random_salt(),
+    };
+    let token = secrets.make_token(&payload).map_err(|e| e.to_string())?;
+    let url = format!("{node}/1.5/{uid}");
+    let parsed: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+    let host = parsed.host().ok_or("the node URL has no host")?;
+    let port = parsed
+        .port_u16()
+        .unwrap_or(if parsed.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    let credentials = Credentials {
+        id: token.token,
+        key: Key::new(token.derived_secret.as_bytes(), DigestAlgorithm::Sha256)
+            .map_err(|e| e.to_string())?,
+    };
+    let header = RequestBuilder::new("DELETE", host, port, parsed.path())
+        .request()
+        .make_header(&credentials)
+        .map_err(|e| e.to_string())?;
+    let response = http
+        .delete(&url)
+        .header("Authorization", format!("Hawk {header}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    // 404: nothing stored; both mean the data is gone.
+    if response.status().is_success() || response.status() == reqwest::StatusCode::NOT_FOUND {
+        Ok(())
+    } else {
+        Err(format!("the node answered {}", response.status()))
+    }
+}
