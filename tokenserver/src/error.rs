@@ -4,7 +4,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::db::DbError;
 
@@ -271,6 +271,19 @@ impl From<DbError> for TokenserverError {
     }
 }
 
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    status: &'a str,
+    errors: [ErrorEntry<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct ErrorEntry<'a> {
+    location: &'a str,
+    name: &'a str,
+    description: &'a str,
+}
+
 impl IntoResponse for TokenserverError {
     fn into_response(self) -> Response {
         if let Some(source) = &self.source {
@@ -280,14 +293,15 @@ impl IntoResponse for TokenserverError {
         } else {
             tracing::debug!(status = self.status, "token request refused");
         }
-        let body = json!({
-            "status": self.status,
-            "errors": [{
-                "location": self.location.as_str(),
-                "name": self.name,
-                "description": self.description,
+        // Field order as Mozilla sends it.
+        let body = ErrorBody {
+            status: self.status,
+            errors: [ErrorEntry {
+                location: self.location.as_str(),
+                name: &self.name,
+                description: &self.description,
             }],
-        });
+        };
         let mut response = (self.http, axum::Json(body)).into_response();
         if self.retry_after {
             response

@@ -1,0 +1,142 @@
+//! The all-in-one's settings: the shared top-level keys, plus the
+//! `syncstorage` and `tokenserver` sections of the two services (the same
+//! keys and `SYNC_` variables as their own binaries).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sync_common::db_url::DatabaseUrl;
+use sync_common::secret::Secret;
+use syncstorage::config::StorageConfig;
+use tokenserver::TokenserverConfig;
+
+/// Top-level settings of the `syncserver` binary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to listen on (`0.0.0.0` to accept other machines).
+    pub host: String,
+    /// Port to listen on.
+    pub port: u16,
+    /// The URL Firefox reaches this server at, e.g. `https://sync.example.com`.
+    /// Unset: `http://localhost:<port>` (or `http://<host>:<port>`).
+    pub public_url: Option<String>,
+    /// Trust `X-Forwarded-Proto`/`-Host`/`-Port` (only behind your own proxy).
+    pub trust_forwarded_headers: bool,
+    /// Signs tokens. Unset: generated once and kept in `<data_dir>/master_secret`.
+    pub master_secret: Secret,
+    /// Older master secrets still accepted.
+    pub previous_master_secrets: Vec<Secret>,
+    /// Where the SQLite files and the generated master secret live.
+    pub data_dir: PathBuf,
+    /// Human-readable logs (true) or JSON lines (false).
+    pub human_logs: bool,
+    /// Default log filter when `RUST_LOG` is unset.
+    pub log_level: String,
+    /// The storage node.
+    pub syncstorage: StorageConfig,
+    /// The tokenserver.
+    pub tokenserver: TokenserverConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let storage = syncstorage::Config::default();
+        Self {
+            host: storage.host,
+            port: storage.port,
+            public_url: None,
+            trust_forwarded_headers: false,
+            master_secret: Secret::default(),
+            previous_master_secrets: Vec::new(),
+            data_dir: PathBuf::from("./data"),
+            human_logs: true,
+            log_level: "info".into(),
+            syncstorage: storage.syncstorage,
+            tokenserver: TokenserverConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The URL clients reach the server at, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let host = match self.host.as_str() {
+                    "127.0.0.1" | "0.0.0.0" | "::" | "::1" | "localhost" => "localhost",
+                    other => other,
+                };
+                format!("http://{host}:{}", self.port)
+            }
+        }
+    }
+
+    /// Database URLs left at their defaults follow `data_dir`.
+    fn database_urls(&self) -> (DatabaseUrl, DatabaseUrl) {
+        let in_data_dir = |current: &DatabaseUrl, default: &DatabaseUrl, file: &str| {
+            if current == default {
+                DatabaseUrl::new(format!("sqlite:{}", self.data_dir.join(file).display()))
+            } else {
+                current.clone()
+            }
+        };
+        let storage = in_data_dir(
+            &self.syncstorage.database_url,
+            &StorageConfig::default().database_url,
+            "syncstorage.db",
+        );
+        let tokens = in_data_dir(
+            &self.tokenserver.database_url,
+            &TokenserverConfig::default().database_url,
+            "tokenserver.db",
+        );
+        (storage, tokens)
+    }
+
+    /// The storage node's own settings.
+    pub fn storage(&self) -> syncstorage::Config {
+        let mut syncstorage = self.syncstorage.clone();
+        syncstorage.database_url = self.database_urls().0;
+        syncstorage::Config {
+            host: self.host.clone(),
+            port: self.port,
+            public_url: Some(self.public_url()),
+            trust_forwarded_headers: self.trust_forwarded_headers,
+            master_secret: self.master_secret.clone(),
+            previous_master_secrets: self.previous_master_secrets.clone(),
+            human_logs: self.human_logs,
+            log_level: self.log_level.clone(),
+            syncstorage,
+        }
+    }
+
+    /// The tokenserver's own settings.
+    pub fn tokens(&self) -> tokenserver::Config {
+        let mut settings = self.tokenserver.clone();
+        settings.database_url = self.database_urls().1;
+        // The node is this server, registered at start (see `register_node`).
+        settings.init_node_url = None;
+        tokenserver::Config {
+            host: self.host.clone(),
+            port: self.port,
+            master_secret: self.master_secret.clone(),
+            previous_master_secrets: self.previous_master_secrets.clone(),
+            human_logs: self.human_logs,
+            log_level: self.log_level.clone(),
+            tokenserver: settings,
+        }
+    }
+
+    /// Every problem with the settings, as sentences; empty when usable.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = self.storage().problems();
+        problems.extend(self.tokenserver.problems());
+        if self.public_url().len() > 64 {
+            problems.push("public_url must be at most 64 characters (the node column of the tokenserver schema)".into());
+        }
+        problems.dedup();
+        problems
+    }
+}

@@ -1,0 +1,103 @@
+//! The `syncserver` binary: a complete Firefox Sync server with one
+//! command. With no settings at all it serves on http://localhost:8000,
+//! keeps everything under `./data`, and generates its master secret.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sync_common::config::{load, Loaded};
+use syncserver::{Config, SecretSource};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "A complete Firefox Sync server: tokenserver and storage on one port"
+)]
+struct Cli {
+    /// A TOML settings file; `SYNC_*` environment variables override it.
+    #[arg(long, short, global = true, env = "SYNC_CONFIG_FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Print the effective settings, secrets redacted.
+    Config,
+    /// Exit 0 if the running server's /__heartbeat__ answers 200 (for Docker).
+    Healthcheck,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Loaded { config, warnings } = match load::<Config>(cli.config.as_deref(), std::env::vars())
+    {
+        Ok(loaded) => loaded,
+        Err(e) => return fail(e),
+    };
+    sync_common::telemetry::init(config.human_logs, &config.log_level);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Config => print_config(&config),
+        Command::Healthcheck => sync_common::server::healthcheck(&config.host, config.port)
+            .await
+            .map(|()| println!("healthy"))
+            .map_err(Into::into),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::FAILURE
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+async fn serve(mut config: Config) -> CliResult {
+    if let SecretSource::Generated(path) = syncserver::ensure_master_secret(&mut config)? {
+        eprintln!(
+            "\n\
+             ************************************************************************\n\
+             *  No master secret was configured, so one was generated and saved in\n\
+             *  {}\n\
+             *  Keep that file (and back it up with the databases): every Firefox\n\
+             *  connected to this server needs it to stay signed in to sync.\n\
+             ************************************************************************\n",
+            path.display()
+        );
+    }
+    let address = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let public_url = config.public_url();
+    if config.public_url.is_none() && config.host == "0.0.0.0" {
+        tracing::warn!(
+            "listening on all interfaces but SYNC_PUBLIC_URL is unset: tokens point at {public_url}, \
+             which other machines cannot reach; set SYNC_PUBLIC_URL to the URL they use"
+        );
+    }
+    tracing::info!(%address, %public_url, data_dir = %config.data_dir.display(), "syncserver listening");
+    eprintln!(
+        "In Firefox's about:config, set identity.sync.tokenserver.uri to {public_url}/1.0/sync/1.5"
+    );
+    syncserver::serve(config, listener, sync_common::server::shutdown_signal()).await?;
+    Ok(())
+}
+
+fn print_config(config: &Config) -> CliResult {
+    println!("{}", serde_json::to_string_pretty(config)?);
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! End to end, as Firefox does it: the `syncserver` binary started the way
+//! the README says (no settings but FxA's key, data under `./data`), a token
+//! from the tokenserver, then meta/global, crypto/keys and 500 history
+//! records through the storage node with the token's HAWK credentials,
+//! read back with `newer`; then a key reset lands on a new, empty storage.
+//!
+//! `SYNC_E2E_SERVER=http://host:port` runs the same flow against a server
+//! you started yourself, configured with the test FxA key:
+//! `SYNC_TOKENSERVER__FXA_OAUTH_PRIMARY_JWK='<integration-tests/src/fxa_test_keys.json primary.jwk>'`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use integration_tests::fxa::{access_token, TestKey};
+use integration_tests::sync_client::{get_token, SyncClient};
+use serde_json::{json, Value};
+
+/// A `syncserver` process in its own working directory; killed on drop.
+struct Server {
+    url: String,
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self {
+            url: format!("http://localhost:{port}"),
+            dir,
+            port,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_syncserver"))
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("SYNC_PORT", self.port.to_string())
+            .env("SYNC_LOG_LEVEL", "warn")
+            .env(
+                "SYNC_TOKENSERVER__FXA_OAUTH_PRIMARY_JWK",
+                TestKey::Primary.jwk().to_string(),
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `/__heartbeat__` until the server answers (a process start has no
+/// other signal to wait on).
+async fn wait_until_up(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{url}/__heartbeat__")).await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server at {url} did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn key_id(keys_changed_at: i64, client_state: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(client_state);
+    format!("{keys_changed_at}-{b64}")
+}
+
+async fn token(server: &str, fxa_uid: &str, generation: i64, client_state: &[u8]) -> SyncClient {
+    let reply = get_token(
+        &format!("{server}/1.0/sync/1.5"),
+        &access_token(fxa_uid, Some(generation)),
+        &key_id(generation, client_state),
+    )
+    .await;
+    SyncClient::from_token(&reply.assert(200).json())
+}
+
+fn history(i: usize) -> Value {
+    json!({"id": format!("hist{i:04}"), "payload": format!("{{\"ciphertext\":\"h{i}\",\"IV\":\"iv\",\"hmac\":\"00\"}}"), "sortindex": i})
+}
+
+/// Uploads 500 history records as Firefox does: a batch of 100-record POSTs.
+async fn upload_history(client: &SyncClient) -> f64 {
+    let records: Vec<Value> = (0..500).map(history).collect();
+    let chunks: Vec<&[Value]> = records.chunks(100).collect();
+    let first = client
+        .post("/storage/history?batch=true", &json!(chunks[0]))
+        .await;
+    let first = first.assert(202).json();
+    assert_eq!(first["success"].as_array().unwrap().len(), 100);
+    let batch = first["batch"].as_str().unwrap().to_owned();
+    for chunk in &chunks[1..4] {
+        let reply = client
+            .post(&format!("/storage/history?batch={batch}"), &json!(chunk))
+            .await;
+        assert!(reply.assert(202).json()["failed"]
+            .as_object()
+            .unwrap()
+            .is_empty());
+    }
+    let commit = client
+        .post(
+            &format!("/storage/history?batch={batch}&commit=true"),
+            &json!(chunks[4]),
+        )
+        .await;
+    commit.assert(200).json()["modified"].as_f64().unwrap()
+}
+
+/// Reads the whole collection newer than `since`, following offsets.
+async fn read_history(client: &SyncClient, since: f64) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut offset: Option<String> = None;
+    loop {
+        let mut path = format!("/storage/history?full=1&newer={since:.2}&sort=oldest&limit=200");
+        if let Some(o) = &offset {
+            path.push_str(&format!("&offset={o}"));
+        }
+        let reply = client.get(&path).await;
+        all.extend(reply.assert(200).json().as_array().unwrap().iter().cloned());
+        offset = reply.header("x-weave-next-offset");
+        if offset.is_none() {
+            return all;
+        }
+    }
+}
+
+/// What Firefox does on first sync, then after a key reset.
+async fn sync_like_firefox(server: &str) {
+    let fxa_uid = hex::encode(rand::random::<[u8; 16]>());
+    let client = token(server, &fxa_uid, 1000, &[0xaa; 16]).await;
+    assert!(
+        client.endpoint.starts_with(server),
+        "{} is on this server",
+        client.endpoint
+    );
+    assert_eq!(
+        client.get("/info/collections").await.assert(200).json(),
+        json!({})
+    );
+
+    let meta = json!({"id": "global", "payload": "{\"syncID\":\"abcdefghijkl\",\"storageVersion\":5,\"engines\":{}}"});
+    client.put("/storage/meta/global", &meta).await.assert(200);
+    let keys =
+        json!({"id": "keys", "payload": "{\"ciphertext\":\"k\",\"IV\":\"iv\",\"hmac\":\"00\"}"});
+    client.put("/storage/crypto/keys", &keys).await.assert(200);
+    let before = client.get("/info/collections").await.json()["crypto"]
+        .as_f64()
+        .unwrap();
+
+    let committed = upload_history(&client).await;
+    let read = read_history(&client, before).await;
+    assert_eq!(read.len(), 500);
+    let ids: Vec<String> = read
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> = (0..500).map(|i| format!("hist{i:04}")).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected);
+    assert!(
+        read.iter()
+            .all(|b| b["modified"].as_f64().unwrap() == committed),
+        "one commit, one timestamp"
+    );
+    assert!(
+        read_history(&client, committed).await.is_empty(),
+        "nothing is newer than the commit"
+    );
+    let got = client.get("/storage/meta/global").await.assert(200).json();
+    assert_eq!(got["payload"], meta["payload"]);
+    let collections = client.get("/info/collections").await.json();
+    for name in ["meta", "crypto", "history"] {
+        assert!(collections.get(name).is_some(), "{name} in {collections}");
+    }
+
+    // The user resets their sync key: a new client state, newer generation.
+    let reset = token(server, &fxa_uid, 2000, &[0xbb; 16]).await;
+    assert_ne!(reset.uid, client.uid, "a key change means a new uid");
+    assert_eq!(
+        reset.get("/info/collections").await.assert(200).json(),
+        json!({})
+    );
+    assert_eq!(
+        reset.get("/storage/history").await.assert(200).json(),
+        json!([])
+    );
+    // The old keys are refused from now on.
+    let stale = get_token(
+        &format!("{server}/1.0/sync/1.5"),
+        &access_token(&fxa_uid, Some(2000)),
+        &key_id(1000, &[0xaa; 16]),
+    )
+    .await;
+    assert_eq!(stale.status, 401);
+}
+
+#[tokio::test]
+async fn firefox_syncs_through_the_all_in_one_server() {
+    if let Ok(url) = std::env::var("SYNC_E2E_SERVER") {
+        wait_until_up(&url).await;
+        return sync_like_firefox(url.trim_end_matches('/')).await;
+    }
+    let mut server = Server::start();
+    wait_until_up(&server.url).await;
+    sync_like_firefox(&server.url).await;
+
+    // The generated master secret is kept: a restart serves the same users
+    // with the same credentials.
+    let secret_file = server.dir.path().join("data/master_secret");
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "only the server's user may read the secret"
+        );
+    }
+    let client = token(&server.url, "restart", 1, &[1; 16]).await;
+    client
+        .put(
+            "/storage/meta/global",
+            &json!({"id": "global", "payload": "x"}),
+        )
+        .await
+        .assert(200);
+    server.stop();
+    server.spawn();
+    wait_until_up(&server.url).await;
+    assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), secret);
+    let got = client.get("/storage/meta/global").await.assert(200).json();
+    assert_eq!(got["payload"], "x");
+}
