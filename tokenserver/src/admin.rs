@@ -181,17 +181,20 @@ pub async fn user(config: &Config, command: UserCommand) -> CliResult {
         }
         UserCommand::Allocate { user, node } => {
             let email = email(config, &user);
-            let keys = match store.user(&email).await? {
-                Some(history) => history.current.keys,
-                None => KeyState {
-                    generation: 0,
-                    keys_changed_at: None,
-                    client_state: ClientState::default(),
-                },
+            let (keys, seen) = match store.user(&email).await? {
+                Some(history) => (history.current.keys, Some(history.current.uid)),
+                None => (
+                    KeyState {
+                        generation: 0,
+                        keys_changed_at: None,
+                        client_state: ClientState::default(),
+                    },
+                    None,
+                ),
             };
             let rate = config.tokenserver.node_capacity_release_rate;
             let record = store
-                .allocate_user(&email, &keys, Some(&node), rate)
+                .allocate_user(&email, &keys, Some(&node), seen, rate)
                 .await?;
             println!("allocated {email} to {node} as uid {}", record.uid);
         }

@@ -31,7 +31,7 @@ pub async fn current_record(
             client_state: req.client_state.clone(),
         };
         let current = store
-            .allocate_user(email, &keys, None, allocation.release_rate)
+            .allocate_user(email, &keys, None, None, allocation.release_rate)
             .await?;
         return Ok(UserHistory {
             current,
@@ -43,9 +43,9 @@ pub async fn current_record(
     let needs_node = current.replaced_at.is_some() || current.live_node().is_none();
     if needs_node && !retired {
         // Node reassignment: same keys, a fresh uid on a working node.
-        let keys = current.keys.clone();
+        let (keys, seen) = (current.keys.clone(), Some(current.uid));
         history.current = store
-            .allocate_user(email, &keys, None, allocation.release_rate)
+            .allocate_user(email, &keys, None, seen, allocation.release_rate)
             .await?;
     } else if current.node.is_none() {
         return Err(TokenserverError::internal(format!(

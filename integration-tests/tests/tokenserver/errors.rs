@@ -213,7 +213,7 @@ async fn unknown_accounts_are_403_when_new_users_are_disabled() {
         client_state: tokenserver::model::keys::ClientState::from_stored("aaaa"),
     };
     ts.store
-        .allocate_user(email, &keys, None, 0.1)
+        .allocate_user(email, &keys, None, None, 0.1)
         .await
         .unwrap();
     ts.request("known", Some(1), "1-qqo").send().await.ok();
@@ -267,5 +267,29 @@ async fn a_slow_fxa_is_503_after_the_timeout_not_a_hang() {
     assert!(
         started.elapsed() < std::time::Duration::from_secs(20),
         "the request hung"
+    );
+}
+
+#[tokio::test]
+async fn a_database_failure_is_500_without_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("broken.db");
+    let url = format!("sqlite:{}", db.display());
+    let ts = TestTokenserver::spawn_with(|c| {
+        c.tokenserver.database_url = sync_common::db_url::DatabaseUrl::new(url.clone());
+    })
+    .await;
+    // Someone breaks the schema under the running server.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("ALTER TABLE users RENAME TO users_gone")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let reply = ts.request("u", Some(1), "1-qqo").send().await;
+    reply.assert_error(500, "internal-error", "internal", "", "Server error");
+    assert!(
+        !reply.text.contains("users"),
+        "no database details leak: {}",
+        reply.text
     );
 }

@@ -9,6 +9,7 @@ mod errors;
 mod events;
 mod nodes;
 mod oauth;
+mod purge;
 mod success;
 mod support;
 mod users;

@@ -50,6 +50,7 @@ impl TestTokenserver {
         ts.init_node_url = Some(NODE.into());
         ts.init_node_capacity = 100;
         adjust(&mut config);
+        let secret = config.master_secret.expose().to_owned();
         let database_url = config.tokenserver.database_url.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());

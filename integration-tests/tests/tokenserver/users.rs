@@ -141,3 +141,45 @@ async fn remote_verification_gives_the_same_users() {
     assert_eq!(body["uid"], again["uid"]);
     assert_eq!(ts.records("remote").await[0].keys.generation, 5);
 }
+
+#[tokio::test]
+async fn racing_first_requests_share_one_uid() {
+    let ts = TestTokenserver::spawn().await;
+    let requests = (0..8).map(|_| ts.request("racer", Some(1), "1-qqo").send());
+    let replies = futures_join_all(requests).await;
+    let uids: std::collections::BTreeSet<i64> = replies
+        .iter()
+        .map(|r| r.ok()["uid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(uids.len(), 1, "every racer got the same uid: {uids:?}");
+    assert_eq!(ts.records("racer").await.len(), 1);
+}
+
+#[tokio::test]
+async fn racing_key_resets_share_one_new_uid() {
+    let ts = TestTokenserver::spawn().await;
+    ts.request("reset", Some(1), "1-qqo").send().await.ok();
+    let requests = (0..8).map(|_| ts.request("reset", Some(2), "2-u7s").send());
+    let replies = futures_join_all(requests).await;
+    let uids: std::collections::BTreeSet<i64> = replies
+        .iter()
+        .map(|r| r.ok()["uid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(uids.len(), 1, "every racer got the same new uid: {uids:?}");
+    assert_eq!(ts.records("reset").await.len(), 2);
+}
+
+/// Runs the futures concurrently on this runtime.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}

@@ -108,17 +108,23 @@ pub trait TokenStore: Send + Sync {
     async fn user_records(&self, email: &str) -> DbResult<Vec<UserRecord>>;
 
     /// Creates a record for `email` on the best node (or on `node`, if
-    /// given) and replaces the user's older records.
+    /// given) and replaces the user's older records. `replacing` is the
+    /// live record the caller saw (if any): when another request has made a
+    /// different live record meanwhile, that one is returned instead, so
+    /// racing first requests share one uid and no upload is orphaned.
     async fn allocate_user(
         &self,
         email: &str,
         keys: &KeyState,
         node: Option<&str>,
+        replacing: Option<i64>,
         release_rate: f64,
     ) -> DbResult<UserRecord>;
 
     /// The user reset their keys: a new record on the same node as
-    /// `current`, which is replaced along with any older ones.
+    /// `current`, which is replaced along with any older ones. If a racing
+    /// request already made a live record with these keys, that one is
+    /// returned.
     async fn replace_keys(&self, current: &UserRecord, keys: &KeyState) -> DbResult<UserRecord>;
 
     /// Raises generation and keys_changed_at of one record; never lowers them.

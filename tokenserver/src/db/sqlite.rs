@@ -97,6 +97,16 @@ impl SqliteStore {
         user_record(&row)
     }
 
+    /// The newest live record of `email`, if any.
+    async fn live_record(
+        &self,
+        conn: &mut SqliteConnection,
+        email: &str,
+    ) -> DbResult<Option<UserRecord>> {
+        let records = self.records(conn, email).await?;
+        Ok(records.into_iter().find(|r| r.replaced_at.is_none()))
+    }
+
     async fn node_by_url(&self, conn: &mut SqliteConnection, url: &str) -> DbResult<Node> {
         let sql = format!("{NODE_COLUMNS} WHERE service = ? AND node = ?");
         let row = sqlx::query(&sql)
@@ -262,9 +272,15 @@ impl TokenStore for SqliteStore {
         email: &str,
         keys: &KeyState,
         node: Option<&str>,
+        replacing: Option<i64>,
         release_rate: f64,
     ) -> DbResult<UserRecord> {
         let mut tx = self.begin_write().await?;
+        if let Some(winner) = self.live_record(&mut tx, email).await? {
+            if Some(winner.uid) != replacing {
+                return Ok(winner);
+            }
+        }
         let node_id = match node {
             Some(url) => self.node_by_url(&mut tx, url).await?.id,
             None => self.best_node(&mut tx, release_rate).await?,
@@ -286,6 +302,11 @@ impl TokenStore for SqliteStore {
 
     async fn replace_keys(&self, current: &UserRecord, keys: &KeyState) -> DbResult<UserRecord> {
         let mut tx = self.begin_write().await?;
+        if let Some(winner) = self.live_record(&mut tx, &current.email).await? {
+            if winner.uid != current.uid && winner.keys.client_state == keys.client_state {
+                return Ok(winner);
+            }
+        }
         let now = now_ms();
         self.replace_live(&mut tx, &current.email, now).await?;
         let uid = self
