@@ -56,7 +56,8 @@ pub async fn purge_replaced(
                 (DataPolicy::Delete(secrets), Some(node)) => {
                     delete_data(&http, secrets, node, record.uid).await
                 }
-                _ => Ok(()),
+                (DataPolicy::Delete(_), None) => Err("its node is no longer registered".into()),
+                (DataPolicy::Skip, _) => Ok(()),
             };
             match deleted {
                 Ok(()) => {

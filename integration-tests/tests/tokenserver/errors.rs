@@ -148,7 +148,7 @@ async fn an_x_client_state_disagreeing_with_x_key_id_is_401() {
     reply.assert_error(401, "invalid-client-state", "body", "", "Unauthorized");
     let agreeing = ts
         .request("u", Some(1), "1-qqo")
-        .header("X-Client-State", "AAAA")
+        .header("X-Client-State", "aaaa")
         .send()
         .await;
     agreeing.ok();
@@ -188,7 +188,7 @@ async fn an_unparsable_query_is_400() {
     let ts = TestTokenserver::spawn().await;
     let reply = ts
         .request("u", Some(1), "1-qqo")
-        .path("/1.0/sync/1.5?duration=soon")
+        .path("/1.0/sync/1.5?duration=60&duration=120")
         .send()
         .await;
     reply.assert_error(400, "error", "url", "", "invalid query params");

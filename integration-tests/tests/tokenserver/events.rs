@@ -43,6 +43,9 @@ async fn post_event(ts: &TestTokenserver, token: &str) -> (u16, String) {
 async fn a_deleted_account_is_retired_and_refused() {
     let ts = spawn().await;
     ts.request("del", Some(10), "10-qqo").send().await.ok();
+    // A key reset leaves an older record behind.
+    ts.request("del", Some(20), "20-u7s").send().await.ok();
+    assert_eq!(ts.store.count_users(None).await.unwrap(), 1);
     let events = json!({"https://schemas.accounts.firefox.com/event/delete-user": {}});
     let (status, body) = post_event(
         &ts,
@@ -53,7 +56,12 @@ async fn a_deleted_account_is_retired_and_refused() {
     let records = ts.records("del").await;
     assert_eq!(records[0].keys.generation, i64::MAX);
     assert!(records[0].replaced_at.is_some());
-    let refused = ts.request("del", Some(10), "10-qqo").send().await;
+    assert_eq!(
+        ts.store.count_users(None).await.unwrap(),
+        0,
+        "deleted accounts are not counted"
+    );
+    let refused = ts.request("del", Some(20), "20-u7s").send().await;
     refused.assert_error(401, "invalid-generation", "body", "", "Unauthorized");
 }
 

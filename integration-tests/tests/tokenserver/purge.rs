@@ -117,6 +117,13 @@ async fn records_on_an_unreachable_node_are_kept_unless_data_is_skipped() {
         .unwrap();
     assert_eq!(report, PurgeReport { purged: 0, kept: 1 });
     assert_eq!(ts.records("gone").await.len(), 2);
+    // Once the node is removed, its records are still kept: no one could
+    // delete their data any more, so the operator must say so.
+    ts.store.remove_node(&dead).await.unwrap();
+    let report = purge_replaced(ts.store.as_ref(), future, 10, &DataPolicy::Delete(&secrets))
+        .await
+        .unwrap();
+    assert_eq!(report, PurgeReport { purged: 0, kept: 1 });
     let report = purge_replaced(ts.store.as_ref(), future, 10, &DataPolicy::Skip)
         .await
         .unwrap();

@@ -34,7 +34,7 @@ pub async fn fxa_events(
             AccountEvent::PasswordChanged { change_time } => {
                 state
                     .store
-                    .raise_generation(&email, change_time - 1)
+                    .raise_generation(&email, change_time.saturating_sub(1))
                     .await?
             }
         };

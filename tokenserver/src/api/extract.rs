@@ -20,7 +20,10 @@ pub fn bearer_token(headers: &HeaderMap) -> ApiResult<&str> {
     Ok(token.trim())
 }
 
-/// `?duration=N`: honoured when `0 < N <= max`; otherwise `max`.
+/// `?duration=N`: honoured when `N <= max`; a value that is not a number
+/// is ignored, as Mozilla does ("an error in the duration query parameter
+/// should never cause a request to fail"). Only a query string that does
+/// not parse (a repeated `duration`) is refused.
 pub fn token_duration(query: Option<&str>, max: u64) -> ApiResult<u64> {
     #[derive(serde::Deserialize)]
     struct Query {
@@ -28,16 +31,9 @@ pub fn token_duration(query: Option<&str>, max: u64) -> ApiResult<u64> {
     }
     let query: Query = serde_urlencoded::from_str(query.unwrap_or(""))
         .map_err(|_| TokenserverError::invalid_query())?;
-    let Some(text) = query.duration else {
-        return Ok(max);
-    };
-    let asked: u64 = text
-        .parse()
-        .map_err(|_| TokenserverError::invalid_query())?;
-    Ok(if asked > 0 && asked <= max {
-        asked
-    } else {
-        max
+    Ok(match query.duration.map(|d| d.parse::<u64>()) {
+        Some(Ok(asked)) if asked <= max => asked,
+        _ => max,
     })
 }
 
@@ -70,13 +66,9 @@ mod tests {
         assert_eq!(token_duration(None, 3600).unwrap(), 3600);
         assert_eq!(token_duration(Some("duration=60"), 3600).unwrap(), 60);
         assert_eq!(token_duration(Some("duration=7200"), 3600).unwrap(), 3600);
-        assert_eq!(token_duration(Some("duration=0"), 3600).unwrap(), 3600);
-        assert_eq!(
-            token_duration(Some("duration=abc"), 3600)
-                .unwrap_err()
-                .http
-                .as_u16(),
-            400
-        );
+        assert_eq!(token_duration(Some("duration=abc"), 3600).unwrap(), 3600);
+        assert_eq!(token_duration(Some("duration=-5"), 3600).unwrap(), 3600);
+        let repeated = token_duration(Some("duration=1&duration=2"), 3600);
+        assert_eq!(repeated.unwrap_err().http.as_u16(), 400);
     }
 }

@@ -44,7 +44,7 @@ pub async fn get_token(
     let identity = state.oauth.verify(bearer).await.map_err(refused)?;
     let key_id = KeyId::parse(
         headers.get("x-keyid").map(HeaderValue::as_bytes),
-        headers.get("x-client-state").map(HeaderValue::as_bytes),
+        headers.get("x-client-state").and_then(|v| v.to_str().ok()),
     )?;
     check_application(&application, &version)?;
     let presented = Presented {

@@ -454,16 +454,23 @@ impl TokenStore for SqliteStore {
             Some(url) => Some(self.node_by_url(&mut conn, url).await?.id),
             None => None,
         };
-        // On a node: its live records. Overall: every account not deleted
-        // (users waiting to move after a drain included).
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(DISTINCT email) FROM users WHERE service = ?1 AND CASE \
-             WHEN ?2 IS NULL THEN generation < ?3 \
-             ELSE nodeid = ?2 AND replaced_at IS NULL END",
-        )
-        .bind(self.service)
-        .bind(node_id)
-        .bind(i64::MAX)
+        let count: i64 = match node_id {
+            // On a node: the users with a live record there.
+            Some(id) => sqlx::query_scalar(
+                "SELECT COUNT(DISTINCT email) FROM users \
+                 WHERE service = ? AND nodeid = ? AND replaced_at IS NULL",
+            )
+            .bind(self.service)
+            .bind(id),
+            // Overall: every account not deleted (a deleted account has a
+            // retired record; users waiting to move after a drain count).
+            None => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT email FROM users WHERE service = ? \
+                 GROUP BY email HAVING MAX(generation) < ?) AS accounts",
+            )
+            .bind(self.service)
+            .bind(i64::MAX),
+        }
         .fetch_one(&mut *conn)
         .await
         .map_err(classify)?;

@@ -43,10 +43,13 @@ pub struct KeyId {
 
 impl KeyId {
     /// Parses `X-KeyID` and checks the optional legacy `X-Client-State`
-    /// against it. `None` means the header was absent.
+    /// against it, in Mozilla's order (so the same input gets the same
+    /// error): split, base64, X-Client-State syntax (400) and agreement
+    /// (401), then the keys_changed_at number. `None` means the header was
+    /// absent; an X-Client-State that is not text is ignored, as Mozilla does.
     pub fn parse(
         key_id: Option<&[u8]>,
-        client_state: Option<&[u8]>,
+        client_state: Option<&str>,
     ) -> Result<Self, TokenserverError> {
         let raw = key_id.ok_or_else(TokenserverError::missing_key_id)?;
         let text = std::str::from_utf8(raw)
@@ -57,23 +60,23 @@ impl KeyId {
         let (kca, state_b64) = text
             .split_once('-')
             .ok_or_else(TokenserverError::invalid_credentials)?;
-        let kca: i64 = kca
-            .parse()
-            .ok()
-            .filter(|k| *k >= 0)
-            .ok_or_else(TokenserverError::invalid_credentials)?;
         let bytes = URL_SAFE_NO_PAD
-            .decode(state_b64.trim_end_matches('='))
+            .decode(state_b64)
             .ok()
             .filter(|b| b.len() <= MAX_CLIENT_STATE_BYTES)
             .ok_or_else(TokenserverError::invalid_credentials)?;
         let state = ClientState(hex::encode(bytes));
         if let Some(header) = client_state {
-            let legacy = legacy_client_state(header)?;
-            if legacy != state.0 {
+            check_legacy_client_state(header)?;
+            if header != state.0 {
                 return Err(TokenserverError::client_state_mismatch());
             }
         }
+        let kca: i64 = kca
+            .parse()
+            .ok()
+            .filter(|k| *k >= 0)
+            .ok_or_else(TokenserverError::invalid_credentials)?;
         Ok(Self {
             keys_changed_at: (kca != 0).then_some(kca),
             client_state: state,
@@ -81,17 +84,17 @@ impl KeyId {
     }
 }
 
-/// `X-Client-State` must match `^[a-zA-Z0-9._-]{1,32}$`; compared as
-/// lowercase hex.
-fn legacy_client_state(header: &[u8]) -> Result<String, TokenserverError> {
+/// `X-Client-State` must match `^[a-zA-Z0-9._-]{1,32}$`.
+fn check_legacy_client_state(header: &str) -> Result<(), TokenserverError> {
     let valid = (1..=32).contains(&header.len())
         && header
-            .iter()
+            .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if !valid {
-        return Err(TokenserverError::malformed_client_state());
+    if valid {
+        Ok(())
+    } else {
+        Err(TokenserverError::malformed_client_state())
     }
-    Ok(String::from_utf8_lossy(header).to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -99,7 +102,7 @@ mod tests {
     use super::*;
 
     fn parse(key_id: &str, state: Option<&str>) -> Result<KeyId, TokenserverError> {
-        KeyId::parse(Some(key_id.as_bytes()), state.map(str::as_bytes))
+        KeyId::parse(Some(key_id.as_bytes()), state)
     }
 
     #[test]
@@ -123,6 +126,7 @@ mod tests {
         for bad in [
             "1234",
             "abc-qqo",
+            "1-qqo=",
             "12-!!",
             "-1-qqo",
             "1-qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq",
@@ -138,7 +142,13 @@ mod tests {
 
     #[test]
     fn the_legacy_header_must_be_valid_and_agree() {
-        assert!(parse("1-qqo", Some("AAAA")).is_ok());
+        assert!(parse("1-qqo", Some("aaaa")).is_ok());
+        // Compared exactly, as Mozilla does.
+        let e = parse("1-qqo", Some("AAAA")).unwrap_err();
+        assert_eq!(e.status, "invalid-client-state");
+        // The header's syntax is checked before the keys_changed_at number.
+        let e = parse("abc-qqo", Some("!!")).unwrap_err();
+        assert_eq!(e.http.as_u16(), 400);
         let e = parse("1-qqo", Some("bbbb")).unwrap_err();
         assert_eq!((e.http.as_u16(), e.status), (401, "invalid-client-state"));
         let e = parse("1-qqo", Some("aa aa")).unwrap_err();

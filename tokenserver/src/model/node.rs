@@ -34,14 +34,16 @@ pub fn pick(nodes: &[NodeLoad]) -> Option<i64> {
 }
 
 /// When no node has `available` slots left: the new `available` of each
-/// node that may take more users, `min(ceil(capacity × rate), capacity −
-/// current_load)`. Downed nodes get none.
+/// node that may take more users, `min(round(capacity × rate), capacity −
+/// current_load)` as Mozilla's integer columns store it, but at least one
+/// slot, so a small node is never stuck full below its capacity. Downed
+/// nodes get none.
 pub fn release(nodes: &[NodeLoad], rate: f64) -> Vec<(i64, i64)> {
     nodes
         .iter()
         .filter(|n| !n.downed && n.available <= 0 && n.current_load < n.capacity)
         .map(|n| {
-            let share = (n.capacity as f64 * rate).ceil() as i64;
+            let share = (n.capacity as f64 * rate).round() as i64;
             (n.id, share.max(1).min(n.capacity - n.current_load))
         })
         .collect()
@@ -99,7 +101,8 @@ mod tests {
             node(4, 0, 5, 5),
         ];
         assert_eq!(release(&nodes, 0.1), vec![(1, 10), (2, 2)]);
-        // A small node still gets at least one slot.
+        // Rounded like Mozilla's integer column; a small node still gets one.
+        assert_eq!(release(&[node(6, 0, 0, 14)], 0.1), vec![(6, 1)]);
         assert_eq!(release(&[node(5, 0, 0, 3)], 0.1), vec![(5, 1)]);
     }
 }
