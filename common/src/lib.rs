@@ -1,11 +1,15 @@
 //! What the tokenserver and the storage nodes share.
 
+/// What every binary's `main` shares: settings, logging, exit codes.
+pub mod cli;
 /// Loading settings from defaults, a TOML file and `SYNC_` variables.
 pub mod config;
 /// The database URL setting and backend selection by scheme.
 pub mod db_url;
 /// HAWK request verification with replay protection.
 pub mod hawk;
+/// The Dockerflow endpoints both services share.
+pub mod ops;
 /// A redacted string type for secrets.
 pub mod secret;
 /// Serving a router with graceful shutdown.

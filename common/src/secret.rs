@@ -20,6 +20,16 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The master secrets as the token code takes them: `current` (which
+    /// signs) first, then the older ones still accepted; empty ones skipped.
+    pub fn rotation<'a>(current: &'a Secret, previous: &'a [Secret]) -> Vec<&'a str> {
+        std::iter::once(current)
+            .chain(previous)
+            .filter(|s| !s.is_empty())
+            .map(Secret::expose)
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Secret {

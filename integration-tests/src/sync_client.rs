@@ -30,6 +30,44 @@ impl Reply {
         assert_eq!(self.status, status, "body: {}", self.text);
         self
     }
+
+    /// Asserts a 200 and returns the body.
+    #[track_caller]
+    pub fn ok(&self) -> Value {
+        self.assert(200).json()
+    }
+
+    /// Asserts a tokenserver error: the HTTP status, the `status` string,
+    /// and its one error's location, name and description.
+    #[track_caller]
+    pub fn assert_error(
+        &self,
+        http: u16,
+        status: &str,
+        location: &str,
+        name: &str,
+        description: &str,
+    ) {
+        assert_eq!(self.status, http, "body: {}", self.text);
+        let expected = serde_json::json!({
+            "status": status,
+            "errors": [{"location": location, "name": name, "description": description}],
+        });
+        assert_eq!(self.json(), expected);
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/json")
+        );
+    }
+
+    /// Reads a response in full.
+    pub async fn read(response: reqwest::Response) -> Self {
+        Self {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap(),
+        }
+    }
 }
 
 /// Asks `tokenserver` (e.g. `http://127.0.0.1:8000/1.0/sync/1.5`) for a
@@ -42,7 +80,7 @@ pub async fn get_token(tokenserver: &str, bearer: &str, key_id: &str) -> Reply {
         .send()
         .await
         .unwrap();
-    read(response).await
+    Reply::read(response).await
 }
 
 /// A storage client built from a token response.
@@ -96,7 +134,7 @@ impl SyncClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        read(request.send().await.unwrap()).await
+        Reply::read(request.send().await.unwrap()).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -109,13 +147,5 @@ impl SyncClient {
 
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
         self.send(Method::POST, path, Some(body)).await
-    }
-}
-
-async fn read(response: reqwest::Response) -> Reply {
-    Reply {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        text: response.text().await.unwrap(),
     }
 }

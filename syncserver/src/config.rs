@@ -140,3 +140,13 @@ impl Config {
         problems
     }
 }
+
+impl sync_common::cli::LogSettings for Config {
+    fn human_logs(&self) -> bool {
+        self.human_logs
+    }
+
+    fn log_level(&self) -> &str {
+        &self.log_level
+    }
+}

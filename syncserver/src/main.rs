@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sync_common::config::{load, Loaded};
+use sync_common::cli::{exit_code, load_and_start_logging, CliResult};
 use syncserver::{Config, SecretSource};
 
 #[derive(Parser)]
@@ -35,35 +35,19 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Loaded { config, warnings } = match load::<Config>(cli.config.as_deref(), std::env::vars())
-    {
-        Ok(loaded) => loaded,
-        Err(e) => return fail(e),
+    let config = match load_and_start_logging::<Config>(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => return exit_code(Err(e.into())),
     };
-    sync_common::telemetry::init(config.human_logs, &config.log_level);
-    for warning in warnings {
-        tracing::warn!("{warning}");
-    }
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    exit_code(match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Config => print_config(&config),
         Command::Healthcheck => sync_common::server::healthcheck(&config.host, config.port)
             .await
             .map(|()| println!("healthy"))
             .map_err(Into::into),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
-    }
+    })
 }
-
-fn fail(error: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {error}");
-    ExitCode::FAILURE
-}
-
-type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 async fn serve(mut config: Config) -> CliResult {
     if let SecretSource::Generated(path) = syncserver::ensure_master_secret(&mut config)? {

@@ -144,10 +144,16 @@ impl Config {
 
     /// The master secrets, newest (signing) first.
     pub fn secrets(&self) -> Vec<&str> {
-        std::iter::once(&self.master_secret)
-            .chain(&self.previous_master_secrets)
-            .filter(|s| !s.is_empty())
-            .map(Secret::expose)
-            .collect()
+        Secret::rotation(&self.master_secret, &self.previous_master_secrets)
+    }
+}
+
+impl sync_common::cli::LogSettings for Config {
+    fn human_logs(&self) -> bool {
+        self.human_logs
+    }
+
+    fn log_level(&self) -> &str {
+        &self.log_level
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sync_common::config::{load, Loaded};
+use sync_common::cli::{exit_code, load_and_start_logging, CliResult};
 use sync_common::secret::Secret;
 use syncstorage::Config;
 
@@ -39,18 +39,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Loaded {
-        mut config,
-        warnings,
-    } = match load::<Config>(cli.config.as_deref(), std::env::vars()) {
-        Ok(loaded) => loaded,
-        Err(e) => return fail(e),
+    let mut config = match load_and_start_logging::<Config>(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => return exit_code(Err(e.into())),
     };
-    sync_common::telemetry::init(config.human_logs, &config.log_level);
-    for warning in warnings {
-        tracing::warn!("{warning}");
-    }
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    exit_code(match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             if cli.dev && config.master_secret.is_empty() {
                 config.master_secret = development_secret();
@@ -61,19 +54,8 @@ async fn main() -> ExitCode {
         Command::Purge => purge(&config).await,
         Command::Config => print_config(&config),
         Command::Healthcheck => healthcheck(&config).await,
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
-    }
+    })
 }
-
-fn fail(error: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {error}");
-    ExitCode::FAILURE
-}
-
-type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 fn development_secret() -> Secret {
     let secret = hex::encode(rand::random::<[u8; 32]>());

@@ -10,7 +10,7 @@ use tokenserver::model::user::KeyState;
 use tokenserver::purge::{self, DataPolicy};
 use tokenserver::Config;
 
-use super::CliResult;
+use sync_common::cli::CliResult;
 
 #[derive(Subcommand)]
 pub enum NodeCommand {

@@ -133,11 +133,7 @@ impl Config {
 
     /// The master secrets, newest (signing) first.
     pub fn secrets(&self) -> Vec<&str> {
-        std::iter::once(&self.master_secret)
-            .chain(&self.previous_master_secrets)
-            .filter(|s| !s.is_empty())
-            .map(Secret::expose)
-            .collect()
+        Secret::rotation(&self.master_secret, &self.previous_master_secrets)
     }
 
     /// The key of the metrics hashes.
@@ -202,5 +198,15 @@ impl TokenserverConfig {
     /// The account key of an FxA user.
     pub fn email(&self, fxa_uid: &str) -> String {
         format!("{fxa_uid}@{}", self.fxa_email_domain)
+    }
+}
+
+impl sync_common::cli::LogSettings for Config {
+    fn human_logs(&self) -> bool {
+        self.human_logs
+    }
+
+    fn log_level(&self) -> &str {
+        &self.log_level
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sync_common::config::{load, Loaded};
+use sync_common::cli::{exit_code, load_and_start_logging, CliResult};
 use tokenserver::Config;
 
 #[derive(Parser)]
@@ -44,16 +44,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Loaded { config, warnings } = match load::<Config>(cli.config.as_deref(), std::env::vars())
-    {
-        Ok(loaded) => loaded,
-        Err(e) => return fail(e),
+    let config = match load_and_start_logging::<Config>(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => return exit_code(Err(e.into())),
     };
-    sync_common::telemetry::init(config.human_logs, &config.log_level);
-    for warning in warnings {
-        tracing::warn!("{warning}");
-    }
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    exit_code(match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Migrate => admin::migrate(&config).await,
         Command::Config => admin::print_config(&config),
@@ -61,19 +56,8 @@ async fn main() -> ExitCode {
         Command::Node(command) => admin::node(&config, command).await,
         Command::User(command) => admin::user(&config, command).await,
         Command::PurgeReplaced(args) => admin::purge(&config, args).await,
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
-    }
+    })
 }
-
-fn fail(error: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {error}");
-    ExitCode::FAILURE
-}
-
-type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 async fn serve(config: Config) -> CliResult {
     let address = format!("{}:{}", config.host, config.port);

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use integration_tests::fxa::{access_token, FakeFxa};
-use reqwest::header::HeaderMap;
-use serde_json::Value;
+use integration_tests::sync_client::Reply;
 use sync_common::db_url::DatabaseUrl;
 use sync_common::secret::Secret;
 use tokenserver::db::{TokenStore, UserRecord};
@@ -142,67 +141,11 @@ impl TokenRequest {
         self
     }
 
-    pub async fn send(self) -> TokenReply {
+    pub async fn send(self) -> Reply {
         let mut request = reqwest::Client::new().get(format!("{}{}", self.url, self.path));
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
-        let response = request.send().await.unwrap();
-        TokenReply {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            text: response.text().await.unwrap(),
-        }
-    }
-}
-
-/// A token response read in full.
-#[derive(Debug)]
-pub struct TokenReply {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub text: String,
-}
-
-impl TokenReply {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
-    }
-
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-    }
-
-    /// Asserts a 200 and returns the body.
-    #[track_caller]
-    pub fn ok(&self) -> Value {
-        assert_eq!(self.status, 200, "body: {}", self.text);
-        self.json()
-    }
-
-    /// Asserts an error: HTTP status, `status` string, and the one error's
-    /// location, name and description.
-    #[track_caller]
-    pub fn assert_error(
-        &self,
-        http: u16,
-        status: &str,
-        location: &str,
-        name: &str,
-        description: &str,
-    ) {
-        assert_eq!(self.status, http, "body: {}", self.text);
-        let expected = serde_json::json!({
-            "status": status,
-            "errors": [{"location": location, "name": name, "description": description}],
-        });
-        assert_eq!(self.json(), expected);
-        assert_eq!(
-            self.header("content-type").as_deref(),
-            Some("application/json")
-        );
+        Reply::read(request.send().await.unwrap()).await
     }
 }

@@ -88,8 +88,8 @@ pub fn router(state: AppState) -> Router {
         ));
     let ops = Router::new()
         .route("/__heartbeat__", get(ops::heartbeat))
-        .route("/__lbheartbeat__", get(ops::lbheartbeat))
-        .route("/__version__", get(ops::version));
+        .route("/__lbheartbeat__", get(sync_common::ops::lbheartbeat))
+        .route("/__version__", get(sync_common::ops::version));
     let timeout = Duration::from_secs(state.config.syncstorage.request_timeout_seconds);
     Router::new()
         .merge(storage)

@@ -58,8 +58,8 @@ pub fn routes(state: AppState) -> Router {
 pub fn router(state: AppState) -> Router {
     let ops = Router::new()
         .route("/__heartbeat__", get(ops::heartbeat))
-        .route("/__lbheartbeat__", get(ops::lbheartbeat))
-        .route("/__version__", get(ops::version))
+        .route("/__lbheartbeat__", get(sync_common::ops::lbheartbeat))
+        .route("/__version__", get(sync_common::ops::version))
         .with_state(state.clone());
     routes(state).merge(ops).layer(TraceLayer::new_for_http())
 }

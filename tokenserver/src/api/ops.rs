@@ -29,16 +29,3 @@ pub async fn heartbeat(State(state): State<AppState>) -> impl IntoResponse {
     });
     (status, Json(body))
 }
-
-pub async fn lbheartbeat() -> impl IntoResponse {
-    Json(json!({}))
-}
-
-pub async fn version() -> impl IntoResponse {
-    Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "commit": option_env!("SYNC_BUILD_COMMIT").unwrap_or("unknown"),
-        "source": option_env!("SYNC_BUILD_SOURCE").unwrap_or("local build"),
-        "build": option_env!("SYNC_BUILD_ID").unwrap_or("dev"),
-    }))
-}
