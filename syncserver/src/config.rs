@@ -133,8 +133,8 @@ impl Config {
     pub fn problems(&self) -> Vec<String> {
         let mut problems = self.storage().problems();
         problems.extend(self.tokenserver.problems());
-        if self.public_url().len() > 64 {
-            problems.push("public_url must be at most 64 characters (the node column of the tokenserver schema)".into());
+        if let Err(e) = tokenserver::config::check_node_url(&self.public_url()) {
+            problems.push(format!("public_url: {e}"));
         }
         problems.dedup();
         problems

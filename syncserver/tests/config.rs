@@ -65,3 +65,23 @@ fn the_master_secret_is_generated_once_then_reused() {
         SecretSource::Configured
     );
 }
+
+#[test]
+fn a_public_url_tokens_cannot_name_is_refused_at_start() {
+    for url in [
+        "https://sync.example.com/sync",
+        "sync.example.com",
+        &format!("https://{}.example.com", "a".repeat(60)),
+    ] {
+        let config = Config {
+            public_url: Some(url.to_owned()),
+            master_secret: sync_common::secret::Secret::new("x"),
+            ..Config::default()
+        };
+        assert!(
+            config.problems().iter().any(|p| p.contains("public_url")),
+            "{url}: {:?}",
+            config.problems()
+        );
+    }
+}

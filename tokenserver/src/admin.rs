@@ -246,15 +246,7 @@ fn email(config: &Config, user: &str) -> String {
 }
 
 fn check_node_url(url: &str) -> CliResult {
-    let ok = (url.starts_with("http://") || url.starts_with("https://"))
-        && url.parse::<http::Uri>().is_ok()
-        && !url.ends_with('/')
-        && url.len() <= 64;
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{url:?} is not a node URL: give scheme, host and port, e.g. https://sync-1.example.com (at most 64 characters, no trailing slash)").into())
-    }
+    Ok(tokenserver::config::check_node_url(url)?)
 }
 
 fn print_nodes(nodes: &[Node]) {

@@ -189,6 +189,11 @@ impl TokenserverConfig {
         if self.request_timeout_seconds == 0 {
             problems.push("tokenserver.request_timeout_seconds must be greater than 0".into());
         }
+        if let Some(url) = &self.init_node_url {
+            if let Err(e) = check_node_url(url) {
+                problems.push(format!("tokenserver.init_node_url: {e}"));
+            }
+        }
         if self.init_node_url.is_some() && self.init_node_capacity <= 0 {
             problems.push("tokenserver.init_node_capacity must be greater than 0".into());
         }
@@ -199,6 +204,22 @@ impl TokenserverConfig {
     pub fn email(&self, fxa_uid: &str) -> String {
         format!("{fxa_uid}@{}", self.fxa_email_domain)
     }
+}
+
+/// A storage node's URL as tokens name it: scheme, host and optional port,
+/// no trailing slash, at most 64 characters (Mozilla's `nodes.node`).
+pub fn check_node_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|_| format!("{url:?} is not a URL"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.host().is_none() || !matches!(uri.path(), "" | "/") || url.ends_with('/') {
+        return Err(format!(
+            "{url:?} is not a node URL: give scheme, host and port only, e.g. https://sync-1.example.com"
+        ));
+    }
+    if url.len() > 64 {
+        return Err(format!("{url:?} is longer than 64 characters"));
+    }
+    Ok(())
 }
 
 impl sync_common::cli::LogSettings for Config {

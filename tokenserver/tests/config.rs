@@ -64,6 +64,10 @@ fn problems_are_sentences_naming_the_setting() {
             ("SYNC_TOKENSERVER__NODE_CAPACITY_RELEASE_RATE", "2"),
             ("SYNC_TOKENSERVER__FXA_WEBHOOK_ENABLED", "true"),
             ("SYNC_TOKENSERVER__DATABASE_URL", "redis://x"),
+            (
+                "SYNC_TOKENSERVER__INIT_NODE_URL",
+                "https://node.example.com/",
+            ),
         ]),
     )
     .unwrap();

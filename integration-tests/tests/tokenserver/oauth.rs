@@ -107,3 +107,22 @@ async fn the_bearer_scheme_is_case_insensitive() {
         .await
         .ok();
 }
+
+#[tokio::test]
+async fn known_keys_are_kept_while_fxa_serves_a_broken_jwks() {
+    let ts = TestTokenserver::spawn().await;
+    ts.fxa.publish(&[TestKey::Primary]);
+    ts.request("k", Some(1), "1-qqo").send().await.ok();
+    ts.fxa.set_mode(Mode::MalformedJwks);
+    // An unknown kid forces a refetch, which fails: the keys stay.
+    let unknown = TestKey::Secondary.sign("at+jwt", &access_claims("k", Some(1)));
+    let reply = TokenRequest::new(&ts.url)
+        .bearer(&unknown)
+        .key_id("1-qqo")
+        .send()
+        .await;
+    reply.assert_error(401, "invalid-credentials", "body", "", "Unauthorized");
+    assert_eq!(ts.fxa.jwks_fetches(), 2);
+    ts.request("k", Some(1), "1-qqo").send().await.ok();
+    assert_eq!(ts.fxa.verify_calls(), 0, "still verified locally");
+}

@@ -57,6 +57,7 @@ pub fn routes(state: AppState) -> Router {
 /// The standalone tokenserver: its routes plus the operational endpoints.
 pub fn router(state: AppState) -> Router {
     let ops = Router::new()
+        .route("/", get(ops::home))
         .route("/__heartbeat__", get(ops::heartbeat))
         .route("/__lbheartbeat__", get(sync_common::ops::lbheartbeat))
         .route("/__version__", get(sync_common::ops::version))

@@ -1,9 +1,10 @@
-//! Operational endpoints, no authentication: `__heartbeat__` (checks the
-//! database), `__lbheartbeat__` (process alive), `__version__`.
+//! Operational endpoints, no authentication: `/` (to the API docs, as
+//! Mozilla's does) and `__heartbeat__` (checks the database); the others are
+//! in `sync_common::ops`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Redirect};
 use axum::Json;
 use serde_json::json;
 
@@ -28,4 +29,9 @@ pub async fn heartbeat(State(state): State<AppState>) -> impl IntoResponse {
         "backend": state.store.backend().name(),
     });
     (status, Json(body))
+}
+
+/// `/`: Mozilla's tokenserver sends visitors to its API documentation.
+pub async fn home() -> Redirect {
+    Redirect::to("https://mozilla-services.readthedocs.io/en/latest/token/apis.html")
 }

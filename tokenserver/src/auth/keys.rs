@@ -75,8 +75,27 @@ struct JwksDocument {
 struct Cached {
     keys: Arc<Vec<VerifyingKey>>,
     fetched_at: Instant,
+    /// How long these keys are used before fetching again.
+    valid_for: Duration,
     /// When an unknown `kid` last forced a fetch.
     forced_at: Option<Instant>,
+}
+
+impl Cached {
+    /// Whether a key named `kid` is here (a token naming none: yes).
+    fn has(&self, kid: Option<&str>) -> bool {
+        kid.is_none() || self.keys.iter().any(|k| k.kid.as_deref() == kid)
+    }
+
+    /// Whether these keys serve a token naming `kid` at `now`.
+    fn serves(&self, kid: Option<&str>, now: Instant) -> bool {
+        let fresh = now - self.fetched_at < self.valid_for;
+        let known = self.has(kid);
+        let recently_forced = self
+            .forced_at
+            .is_some_and(|at| now - at < MIN_FORCED_REFRESH);
+        fresh && (known || recently_forced)
+    }
 }
 
 /// Where keys come from.
@@ -133,20 +152,30 @@ impl FxaKeys {
             } => {
                 let mut cache = cache.lock().await;
                 let now = Instant::now();
-                let mut forced_at = None;
-                if let Some(c) = cache.as_ref() {
-                    let known = kid.is_none() || c.keys.iter().any(|k| k.kid.as_deref() == kid);
-                    let recently_forced =
-                        c.forced_at.is_some_and(|at| now - at < MIN_FORCED_REFRESH);
-                    if now - c.fetched_at < *max_age && (known || recently_forced) {
-                        return c.keys.clone();
-                    }
-                    forced_at = if known { c.forced_at } else { Some(now) };
+                if let Some(c) = cache.as_ref().filter(|c| c.serves(kid, now)) {
+                    return c.keys.clone();
                 }
-                let keys = Arc::new(fetch(http, url).await);
+                let previous = cache.take();
+                // A fetch is forced when cached keys lack the token's kid.
+                let forced_at = match &previous {
+                    Some(c) if !c.has(kid) => Some(now),
+                    Some(c) => c.forced_at,
+                    None => None,
+                };
+                let (keys, valid_for) = match fetch(http, url).await {
+                    Ok(keys) => (Arc::new(keys), *max_age),
+                    // Keep the keys we had (FxA rotates rarely) and try
+                    // again soon; with none, tokens are verified remotely.
+                    Err(e) => {
+                        tracing::warn!(%url, error = %e, "cannot fetch FxA's signing keys");
+                        let kept = previous.map(|c| c.keys).unwrap_or_default();
+                        (kept, MIN_FORCED_REFRESH.min(*max_age))
+                    }
+                };
                 *cache = Some(Cached {
                     keys: keys.clone(),
                     fetched_at: now,
+                    valid_for,
                     forced_at,
                 });
                 keys
@@ -155,28 +184,25 @@ impl FxaKeys {
     }
 }
 
-/// The usable RSA keys of the JWKS at `url`; none on any failure.
-async fn fetch(http: &reqwest::Client, url: &str) -> Vec<VerifyingKey> {
-    let document = async {
-        let response = http.get(url).send().await.map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("status {}", response.status()));
-        }
-        response
-            .json::<JwksDocument>()
-            .await
-            .map_err(|e| e.to_string())
-    };
-    match document.await {
-        Ok(doc) => doc
-            .keys
-            .into_iter()
-            .filter_map(|value| serde_json::from_value::<RsaJwk>(value).ok())
-            .filter_map(|jwk| jwk.decoding_key().ok())
-            .collect(),
-        Err(e) => {
-            tracing::warn!(%url, error = %e, "cannot fetch FxA's signing keys; verifying tokens remotely");
-            Vec::new()
-        }
+/// The usable RSA keys of the JWKS at `url`; an error when FxA cannot be
+/// reached or its answer holds no usable key.
+async fn fetch(http: &reqwest::Client, url: &str) -> Result<Vec<VerifyingKey>, String> {
+    let response = http.get(url).send().await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("status {}", response.status()));
     }
+    let document = response
+        .json::<JwksDocument>()
+        .await
+        .map_err(|e| e.to_string())?;
+    let keys: Vec<VerifyingKey> = document
+        .keys
+        .into_iter()
+        .filter_map(|value| serde_json::from_value::<RsaJwk>(value).ok())
+        .filter_map(|jwk| jwk.decoding_key().ok())
+        .collect();
+    if keys.is_empty() {
+        return Err("the JWKS holds no usable RSA key".into());
+    }
+    Ok(keys)
 }
