@@ -15,6 +15,9 @@ use serde::Serialize;
 /// The prefix of every environment variable we read.
 pub const ENV_PREFIX: &str = "SYNC_";
 
+/// Names the settings file (read by the command line), not a secret file.
+const CONFIG_FILE_VAR: &str = "SYNC_CONFIG_FILE";
+
 /// A configuration that could not be loaded, as a sentence for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -44,8 +47,10 @@ where
 {
     let env: Vec<(String, String)> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k != CONFIG_FILE_VAR)
         .collect();
+    let known = KnownKeys::of(&T::default());
+    let mut warnings = Vec::new();
     let mut figment = Figment::from(Serialized::defaults(T::default()));
     if let Some(path) = file {
         if !path.exists() {
@@ -54,6 +59,7 @@ where
                 path.display()
             )));
         }
+        warnings.extend(unknown_file_keys(path, &known)?);
         figment = figment.merge(Toml::file(path));
     }
     let (plain, files): (Vec<_>, Vec<_>) = env.iter().partition(|(k, _)| !k.ends_with("_FILE"));
@@ -66,8 +72,7 @@ where
         let name = key.trim_end_matches("_FILE").to_owned();
         vars.push((name, value.trim_end_matches(['\r', '\n']).to_owned()));
     }
-    let known = known_keys(&T::default());
-    let warnings = unknown_vars(&vars, &known);
+    warnings.extend(unknown_vars(&vars, &known));
     for (key, value) in &vars {
         let path = env_key_path(key);
         figment = figment.merge(Serialized::default(&path, parse_env_value(value)));
@@ -119,13 +124,40 @@ fn parse_env_value(value: &str) -> figment::value::Value {
         .unwrap_or_else(|| figment::value::Value::from(value.to_owned()))
 }
 
-/// Every dotted key path the defaults serialise to (maps and all).
-fn known_keys<T: Serialize>(defaults: &T) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    if let Ok(value) = serde_json::to_value(defaults) {
-        collect_keys(&value, "", &mut keys);
+/// The dotted key paths the defaults serialise to. A key whose default is
+/// an empty map or unset (`None`) is open: any key below it is accepted
+/// (per-collection limits, a JWK given field by field).
+struct KnownKeys {
+    keys: BTreeSet<String>,
+    open: BTreeSet<String>,
+}
+
+impl KnownKeys {
+    fn of<T: Serialize>(defaults: &T) -> Self {
+        let mut known = Self {
+            keys: BTreeSet::new(),
+            open: BTreeSet::new(),
+        };
+        if let Ok(value) = serde_json::to_value(defaults) {
+            collect_keys(&value, "", &mut known.keys);
+        }
+        let value = serde_json::to_value(defaults).unwrap_or_default();
+        for key in &known.keys {
+            let v = key.split('.').fold(&value, |v, part| &v[part]);
+            if v.is_null() || v.as_object().is_some_and(serde_json::Map::is_empty) {
+                known.open.insert(key.clone());
+            }
+        }
+        known
     }
-    keys
+
+    fn contains(&self, path: &str) -> bool {
+        self.keys.contains(path)
+            || self
+                .open
+                .iter()
+                .any(|open| path.starts_with(&format!("{open}.")))
+    }
 }
 
 fn collect_keys(value: &serde_json::Value, prefix: &str, keys: &mut BTreeSet<String>) {
@@ -142,16 +174,41 @@ fn collect_keys(value: &serde_json::Value, prefix: &str, keys: &mut BTreeSet<Str
     }
 }
 
-fn unknown_vars(vars: &[(String, String)], known: &BTreeSet<String>) -> Vec<String> {
+/// Settings in the file that no key matches (a typo would otherwise be
+/// silently ignored).
+fn unknown_file_keys(path: &Path, known: &KnownKeys) -> Result<Vec<String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::Load(format!(
+            "cannot read the configuration file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        ConfigError::Load(format!(
+            "{} is not valid TOML: {}",
+            path.display(),
+            e.message()
+        ))
+    })?;
+    let mut keys = BTreeSet::new();
+    let json = serde_json::to_value(&table).unwrap_or_default();
+    collect_keys(&json, "", &mut keys);
+    Ok(keys
+        .iter()
+        .filter(|k| !known.contains(k))
+        // Report a whole unknown table once, not each key under it.
+        .filter(|k| {
+            k.rsplit_once('.')
+                .is_none_or(|(parent, _)| known.contains(parent))
+        })
+        .map(|k| format!("ignoring unknown setting {k} in {}", path.display()))
+        .collect())
+}
+
+fn unknown_vars(vars: &[(String, String)], known: &KnownKeys) -> Vec<String> {
     vars.iter()
         .map(|(k, _)| k)
-        .filter(|k| {
-            let path = env_key_path(k);
-            // A key under a known map (e.g. per-collection limits) is fine.
-            !known
-                .iter()
-                .any(|known| path == *known || path.starts_with(&format!("{known}.")))
-        })
+        .filter(|k| !known.contains(&env_key_path(k)))
         .map(|k| format!("ignoring unknown environment variable {k}"))
         .collect()
 }
@@ -246,6 +303,26 @@ mod tests {
     fn a_wrong_type_is_a_readable_error() {
         let err = load::<Sample>(None, vars(&[("SYNC_PORT", "not-a-port")])).unwrap_err();
         assert!(err.to_string().contains("port"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_in_a_file_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "prot = 1\n[inner]\nlimt = 7\n[nope]\na = 1\nb = 2\n").unwrap();
+        let loaded: Loaded<Sample> = load(Some(&file), vec![]).unwrap();
+        let text = loaded.warnings.join("\n");
+        for key in ["prot", "inner.limt", "nope "] {
+            assert!(text.contains(key), "{key} not in {text}");
+        }
+        assert_eq!(loaded.warnings.len(), 3, "{text}");
+    }
+
+    #[test]
+    fn the_config_file_variable_is_not_a_secret_file() {
+        let loaded: Loaded<Sample> =
+            load(None, vars(&[("SYNC_CONFIG_FILE", "/nonexistent")])).unwrap();
+        assert!(loaded.warnings.is_empty());
     }
 
     #[test]

@@ -11,7 +11,9 @@ use syncserver::{ensure_master_secret, Config, SecretSource};
 #[test]
 fn the_annotated_example_loads_and_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/syncserver.example.toml");
-    let mut config = load::<Config>(Some(&path), vec![]).unwrap().config;
+    let loaded = load::<Config>(Some(&path), vec![]).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let mut config = loaded.config;
     config.master_secret = sync_common::secret::Secret::new("x");
     assert!(config.problems().is_empty(), "{:?}", config.problems());
     assert_eq!(config.public_url(), "https://sync.example.com");

@@ -18,6 +18,7 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 fn the_annotated_example_loads_and_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/syncstorage.example.toml");
     let loaded = load::<Config>(Some(&path), vec![]).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     assert!(
         loaded.config.problems().is_empty(),
         "{:?}",

@@ -27,7 +27,7 @@ fn the_annotated_example_loads_and_is_valid() {
         loaded.config.tokenserver.init_node_url.as_deref(),
         Some("https://sync-1.example.com")
     );
-    assert!(loaded.warnings.is_empty());
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }
 
 #[test]

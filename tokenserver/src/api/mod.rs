@@ -51,10 +51,12 @@ pub fn routes(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             TokenserverError::internal("a handler panicked").into_response()
         }))
+        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// The standalone tokenserver: its routes plus the operational endpoints.
+/// The standalone tokenserver: its routes plus the operational endpoints
+/// (untraced: health checks would drown the log).
 pub fn router(state: AppState) -> Router {
     let ops = Router::new()
         .route("/", get(ops::home))
@@ -62,7 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/__lbheartbeat__", get(sync_common::ops::lbheartbeat))
         .route("/__version__", get(sync_common::ops::version))
         .with_state(state.clone());
-    routes(state).merge(ops).layer(TraceLayer::new_for_http())
+    routes(state).merge(ops)
 }
 
 /// A request that outlives `limit` gets a 503 instead of holding the client.
