@@ -48,6 +48,15 @@ impl DatabaseUrl {
         }
     }
 
+    /// The file of an SQLite URL (`sqlite:path`, `sqlite://path`, with or
+    /// without `?options`); `None` for other backends and in-memory databases.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        let rest = self.0.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+    }
+
     fn redacted(&self) -> String {
         // scheme://user:password@host → scheme://user:***@host
         let Some((scheme, rest)) = self.0.split_once("://") else {
@@ -118,6 +127,18 @@ mod tests {
             .backend()
             .unwrap_err()
             .contains("unsupported"));
+    }
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        let path = |u: &str| DatabaseUrl::new(u).sqlite_path();
+        assert_eq!(path("sqlite:./data/x.db"), Some("./data/x.db".into()));
+        assert_eq!(
+            path("sqlite:///srv/x.db?mode=rwc"),
+            Some("/srv/x.db".into())
+        );
+        assert_eq!(path("sqlite::memory:"), None);
+        assert_eq!(path("postgres://h/db"), None);
     }
 
     #[test]

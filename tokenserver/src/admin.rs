@@ -1,16 +1,17 @@
-//! Operator commands: nodes, users and purges, straight on the database.
+//! Operator commands: nodes, users and purges, straight on the database
+//! (also while servers run). Shared by the `tokenserver` and `syncserver`
+//! binaries.
 
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use sync_common::token::TokenSecrets;
-use tokenserver::db::{self, Node, NodeUpdate, TokenStore, UserRecord};
-use tokenserver::model::keys::ClientState;
-use tokenserver::model::user::KeyState;
-use tokenserver::purge::{self, DataPolicy};
-use tokenserver::Config;
-
 use sync_common::cli::CliResult;
+
+use crate::config::TokenserverConfig;
+use crate::db::{self, Node, NodeUpdate, TokenStore, UserRecord};
+use crate::model::keys::ClientState;
+use crate::model::user::KeyState;
+use crate::purge::{self, DataPolicy, UserData};
 
 #[derive(Subcommand)]
 pub enum NodeCommand {
@@ -81,33 +82,49 @@ pub struct PurgeArgs {
     skip_data: bool,
 }
 
-async fn open(config: &Config) -> Result<Arc<dyn TokenStore>, Box<dyn std::error::Error>> {
-    let problems = config.tokenserver.problems();
-    if !problems.is_empty() {
-        return Err(tokenserver::StartError::Config(problems).into());
+/// Opens the database, which must exist: a mistyped path must not
+/// silently create an empty one and answer "no such user".
+async fn open(
+    settings: &TokenserverConfig,
+) -> Result<Arc<dyn TokenStore>, Box<dyn std::error::Error>> {
+    if let Some(path) = settings.database_url.sqlite_path() {
+        if !path.exists() {
+            return Err(format!(
+                "no tokenserver database at {} (set SYNC_TOKENSERVER__DATABASE_URL, \
+                 or run from the folder holding data/)",
+                path.display()
+            )
+            .into());
+        }
     }
-    let settings = &config.tokenserver;
+    open_or_create(settings).await
+}
+
+async fn open_or_create(
+    settings: &TokenserverConfig,
+) -> Result<Arc<dyn TokenStore>, Box<dyn std::error::Error>> {
+    let problems = settings.problems();
+    if !problems.is_empty() {
+        return Err(crate::StartError::Config(problems).into());
+    }
     Ok(db::open(&settings.database_url, settings.database_max_connections).await?)
 }
 
-pub async fn migrate(config: &Config) -> CliResult {
-    open(config).await?;
+/// Creates or upgrades the schema.
+pub async fn migrate(settings: &TokenserverConfig) -> CliResult {
+    open_or_create(settings).await?;
     println!("the tokenserver database schema is up to date");
     Ok(())
 }
 
-pub fn print_config(config: &Config) -> CliResult {
-    println!("{}", serde_json::to_string_pretty(config)?);
-    let problems = config.problems();
-    if problems.is_empty() {
-        Ok(())
+pub async fn node(settings: &TokenserverConfig, command: NodeCommand) -> CliResult {
+    // Adding the first node is how a deployment starts: it may create the
+    // database. Everything else needs an existing one.
+    let store = if matches!(command, NodeCommand::Add { .. }) {
+        open_or_create(settings).await?
     } else {
-        Err(tokenserver::StartError::Config(problems).into())
-    }
-}
-
-pub async fn node(config: &Config, command: NodeCommand) -> CliResult {
-    let store = open(config).await?;
+        open(settings).await?
+    };
     match command {
         NodeCommand::List => print_nodes(&store.nodes().await?),
         NodeCommand::Add {
@@ -168,11 +185,11 @@ pub async fn node(config: &Config, command: NodeCommand) -> CliResult {
     Ok(())
 }
 
-pub async fn user(config: &Config, command: UserCommand) -> CliResult {
-    let store = open(config).await?;
+pub async fn user(settings: &TokenserverConfig, command: UserCommand) -> CliResult {
+    let store = open(settings).await?;
     match command {
         UserCommand::Show { user } => {
-            let email = email(config, &user);
+            let email = email(settings, &user);
             let records = store.user_records(&email).await?;
             if records.is_empty() {
                 return Err(format!("no user {email}").into());
@@ -180,7 +197,7 @@ pub async fn user(config: &Config, command: UserCommand) -> CliResult {
             print_records(&records);
         }
         UserCommand::Allocate { user, node } => {
-            let email = email(config, &user);
+            let email = email(settings, &user);
             let (keys, seen) = match store.user(&email).await? {
                 Some(history) => (history.current.keys, Some(history.current.uid)),
                 None => (
@@ -192,7 +209,7 @@ pub async fn user(config: &Config, command: UserCommand) -> CliResult {
                     None,
                 ),
             };
-            let rate = config.tokenserver.node_capacity_release_rate;
+            let rate = settings.node_capacity_release_rate;
             let record = store
                 .allocate_user(&email, &keys, Some(&node), seen, rate)
                 .await?;
@@ -205,23 +222,25 @@ pub async fn user(config: &Config, command: UserCommand) -> CliResult {
     Ok(())
 }
 
-pub async fn purge(config: &Config, args: PurgeArgs) -> CliResult {
-    let store = open(config).await?;
+/// Purges replaced records; their data is deleted through `data` (none:
+/// no master secret, so only `--skip-data` can run).
+pub async fn purge(
+    settings: &TokenserverConfig,
+    args: PurgeArgs,
+    data: Option<&dyn UserData>,
+) -> CliResult {
+    let store = open(settings).await?;
     let cutoff = db::now_ms() - i64::from(args.older_than_days) * 86_400_000;
-    let secrets;
-    let policy = if args.skip_data {
-        DataPolicy::Skip
-    } else {
-        let configured = config.secrets();
-        if configured.is_empty() {
+    let policy = match (args.skip_data, data) {
+        (true, _) => DataPolicy::Skip,
+        (false, Some(data)) => DataPolicy::Delete(data),
+        (false, None) => {
             return Err(
                 "deleting users' data needs the master secret (SYNC_MASTER_SECRET); \
                         pass --skip-data to only forget the records"
                     .into(),
-            );
+            )
         }
-        secrets = TokenSecrets::new(&configured)?;
-        DataPolicy::Delete(&secrets)
     };
     let report = purge::purge_replaced(store.as_ref(), cutoff, args.chunk.max(1), &policy).await?;
     println!("purged {} replaced records", report.purged);
@@ -237,16 +256,16 @@ pub async fn purge(config: &Config, args: PurgeArgs) -> CliResult {
 }
 
 /// A bare FxA uid gets the configured email domain.
-fn email(config: &Config, user: &str) -> String {
+fn email(settings: &TokenserverConfig, user: &str) -> String {
     if user.contains('@') {
         user.to_owned()
     } else {
-        config.tokenserver.email(user)
+        settings.email(user)
     }
 }
 
 fn check_node_url(url: &str) -> CliResult {
-    Ok(tokenserver::config::check_node_url(url)?)
+    Ok(crate::config::check_node_url(url)?)
 }
 
 fn print_nodes(nodes: &[Node]) {

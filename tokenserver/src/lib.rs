@@ -5,6 +5,8 @@
 //! and a shutdown future. `build_state` + [`api::routes`] let the
 //! all-in-one `syncserver` mount the token service next to a storage node.
 
+/// Operator commands (nodes, users, purges), for the binaries.
+pub mod admin;
 /// Routes, handlers and the shared state.
 pub mod api;
 /// Verifying FxA OAuth tokens and webhook events.

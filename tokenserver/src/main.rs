@@ -1,13 +1,14 @@
 //! The `tokenserver` binary: serve, or run one operator command against
 //! the configured database (usable against a running deployment).
 
-mod admin;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sync_common::cli::{exit_code, load_and_start_logging, CliResult};
+use sync_common::token::TokenSecrets;
+use tokenserver::admin;
+use tokenserver::purge::OverHttp;
 use tokenserver::Config;
 
 #[derive(Parser)]
@@ -50,12 +51,12 @@ async fn main() -> ExitCode {
     };
     exit_code(match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
-        Command::Migrate => admin::migrate(&config).await,
-        Command::Config => admin::print_config(&config),
+        Command::Migrate => admin::migrate(&config.tokenserver).await,
+        Command::Config => print_config(&config),
         Command::Healthcheck => healthcheck(&config).await,
-        Command::Node(command) => admin::node(&config, command).await,
-        Command::User(command) => admin::user(&config, command).await,
-        Command::PurgeReplaced(args) => admin::purge(&config, args).await,
+        Command::Node(command) => admin::node(&config.tokenserver, command).await,
+        Command::User(command) => admin::user(&config.tokenserver, command).await,
+        Command::PurgeReplaced(args) => purge(&config, args).await,
     })
 }
 
@@ -73,4 +74,28 @@ async fn healthcheck(config: &Config) -> CliResult {
     sync_common::server::healthcheck(&config.host, config.port).await?;
     println!("healthy");
     Ok(())
+}
+
+/// Purges with data deletion over HTTP when the master secret is known.
+async fn purge(config: &Config, args: admin::PurgeArgs) -> CliResult {
+    let secrets = config.secrets();
+    let nodes = if secrets.is_empty() {
+        None
+    } else {
+        Some(OverHttp::new(TokenSecrets::new(&secrets)?)?)
+    };
+    let data = nodes
+        .as_ref()
+        .map(|n| n as &dyn tokenserver::purge::UserData);
+    admin::purge(&config.tokenserver, args, data).await
+}
+
+fn print_config(config: &Config) -> CliResult {
+    println!("{}", serde_json::to_string_pretty(config)?);
+    let problems = config.problems();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(tokenserver::StartError::Config(problems).into())
+    }
 }

@@ -20,10 +20,17 @@ pub struct PurgeReport {
     pub kept: u64,
 }
 
+/// Where users' data lives, so a purge can delete it.
+#[async_trait::async_trait]
+pub trait UserData: Send + Sync {
+    /// Deletes everything `uid` stores on `node`.
+    async fn delete(&self, node: &str, uid: i64) -> Result<(), String>;
+}
+
 /// How storage data of purged records is handled.
 pub enum DataPolicy<'a> {
-    /// Delete it on the node with a token signed by these secrets.
-    Delete(&'a TokenSecrets),
+    /// Delete it first; keep the record when that fails.
+    Delete(&'a dyn UserData),
     /// Forget the records without touching any node.
     Skip,
 }
@@ -35,10 +42,6 @@ pub async fn purge_replaced(
     chunk: u64,
     data: &DataPolicy<'_>,
 ) -> DbResult<PurgeReport> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| crate::db::DbError::Other(Box::new(e)))?;
     let mut report = PurgeReport::default();
     let mut seen = 0;
     loop {
@@ -53,9 +56,7 @@ pub async fn purge_replaced(
         }
         for record in fresh {
             let deleted = match (data, record.node.as_deref()) {
-                (DataPolicy::Delete(secrets), Some(node)) => {
-                    delete_data(&http, secrets, node, record.uid).await
-                }
+                (DataPolicy::Delete(data), Some(node)) => data.delete(node, record.uid).await,
                 (DataPolicy::Delete(_), None) => Err("its node is no longer registered".into()),
                 (DataPolicy::Skip, _) => Ok(()),
             };
@@ -71,6 +72,30 @@ pub async fn purge_replaced(
                 }
             }
         }
+    }
+}
+
+/// Storage nodes reached over HTTP: a HAWK-signed `DELETE /1.5/{uid}` with
+/// a short token minted from the master secrets.
+pub struct OverHttp {
+    http: reqwest::Client,
+    secrets: TokenSecrets,
+}
+
+impl OverHttp {
+    pub fn new(secrets: TokenSecrets) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { http, secrets })
+    }
+}
+
+#[async_trait::async_trait]
+impl UserData for OverHttp {
+    async fn delete(&self, node: &str, uid: i64) -> Result<(), String> {
+        delete_data(&self.http, &self.secrets, node, uid).await
     }
 }
 

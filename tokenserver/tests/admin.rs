@@ -145,9 +145,21 @@ fn users_can_be_allocated_shown_counted_drained_and_purged() {
 }
 
 #[test]
+fn commands_other_than_node_add_need_an_existing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("typo.db");
+    let error = fails(&db, &["user", "show", "someone"]);
+    assert!(error.contains("no tokenserver database"), "{error}");
+    assert!(!db.exists(), "a mistyped path is not created");
+    ok(&db, &["migrate"]);
+    assert!(db.exists());
+}
+
+#[test]
 fn purging_with_data_deletion_needs_the_master_secret() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ts.db");
+    ok(&db, &["migrate"]);
     let error = fails(&db, &["purge-replaced", "--older-than-days", "30"]);
     assert!(error.contains("master secret"), "{error}");
 }

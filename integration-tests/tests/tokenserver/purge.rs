@@ -7,7 +7,7 @@ use serde_json::json;
 use sync_common::db_url::DatabaseUrl;
 use sync_common::secret::Secret;
 use sync_common::token::TokenSecrets;
-use tokenserver::purge::{purge_replaced, DataPolicy, PurgeReport};
+use tokenserver::purge::{purge_replaced, DataPolicy, OverHttp, PurgeReport};
 use tokio::net::TcpListener;
 
 use crate::support::TestTokenserver;
@@ -67,9 +67,9 @@ async fn a_purge_deletes_the_replaced_uids_data_on_its_node() {
     .await
     .assert(200);
 
-    let secrets = TokenSecrets::new(&[secret.as_str()]).unwrap();
+    let nodes = OverHttp::new(TokenSecrets::new(&[secret.as_str()]).unwrap()).unwrap();
     let future = tokenserver::db::now_ms() + 1_000;
-    let report = purge_replaced(ts.store.as_ref(), future, 10, &DataPolicy::Delete(&secrets))
+    let report = purge_replaced(ts.store.as_ref(), future, 10, &DataPolicy::Delete(&nodes))
         .await
         .unwrap();
     assert_eq!(report, PurgeReport { purged: 1, kept: 0 });
@@ -110,9 +110,9 @@ async fn records_on_an_unreachable_node_are_kept_unless_data_is_skipped() {
         .allocate_user(email, &keys, node, Some(first.uid), 0.1)
         .await
         .unwrap();
-    let secrets = TokenSecrets::new(&[ts.secret.as_str()]).unwrap();
+    let nodes = OverHttp::new(TokenSecrets::new(&[ts.secret.as_str()]).unwrap()).unwrap();
     let future = tokenserver::db::now_ms() + 1_000;
-    let report = purge_replaced(ts.store.as_ref(), future, 10, &DataPolicy::Delete(&secrets))
+    let report = purge_replaced(ts.store.as_ref(), future, 10, &DataPolicy::Delete(&nodes))
         .await
         .unwrap();
     assert_eq!(report, PurgeReport { purged: 0, kept: 1 });
@@ -120,7 +120,7 @@ async fn records_on_an_unreachable_node_are_kept_unless_data_is_skipped() {
     // Once the node is removed, its records are still kept: no one could
     // delete their data any more, so the operator must say so.
     ts.store.remove_node(&dead).await.unwrap();
-    let report = purge_replaced(ts.store.as_ref(), future, 10, &DataPolicy::Delete(&secrets))
+    let report = purge_replaced(ts.store.as_ref(), future, 10, &DataPolicy::Delete(&nodes))
         .await
         .unwrap();
     assert_eq!(report, PurgeReport { purged: 0, kept: 1 });
