@@ -21,8 +21,6 @@ pub struct Config {
     /// The URL Firefox reaches this server at, e.g. `https://sync.example.com`.
     /// Unset: `http://localhost:<port>` (or `http://<host>:<port>`).
     pub public_url: Option<String>,
-    /// Trust `X-Forwarded-Proto`/`-Host`/`-Port` (only behind your own proxy).
-    pub trust_forwarded_headers: bool,
     /// Signs tokens. Unset: generated once and kept in `<data_dir>/master_secret`.
     pub master_secret: Secret,
     /// Older master secrets still accepted.
@@ -46,7 +44,6 @@ impl Default for Config {
             host: storage.host,
             port: storage.port,
             public_url: None,
-            trust_forwarded_headers: false,
             master_secret: Secret::default(),
             previous_master_secrets: Vec::new(),
             data_dir: PathBuf::from("./data"),
@@ -65,8 +62,9 @@ impl Config {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => {
                 let host = match self.host.as_str() {
-                    "127.0.0.1" | "0.0.0.0" | "::" | "::1" | "localhost" => "localhost",
-                    other => other,
+                    "127.0.0.1" | "0.0.0.0" | "::" | "::1" | "localhost" => "localhost".to_owned(),
+                    ipv6 if ipv6.contains(':') => format!("[{ipv6}]"),
+                    other => other.to_owned(),
                 };
                 format!("http://{host}:{}", self.port)
             }
@@ -103,7 +101,9 @@ impl Config {
             host: self.host.clone(),
             port: self.port,
             public_url: Some(self.public_url()),
-            trust_forwarded_headers: self.trust_forwarded_headers,
+            // HAWK is checked against `public_url`, so proxies need no
+            // forwarded headers.
+            trust_forwarded_headers: false,
             master_secret: self.master_secret.clone(),
             previous_master_secrets: self.previous_master_secrets.clone(),
             human_logs: self.human_logs,
@@ -130,11 +130,22 @@ impl Config {
     }
 
     /// Every problem with the settings, as sentences; empty when usable.
+    /// (A missing master secret is not one: `serve` generates it.)
     pub fn problems(&self) -> Vec<String> {
-        let mut problems = self.storage().problems();
+        let mut with_secret = self.clone();
+        if with_secret.master_secret.is_empty() {
+            with_secret.master_secret = Secret::new("generated at start");
+        }
+        let mut problems = with_secret.storage().problems();
         problems.extend(self.tokenserver.problems());
         if let Err(e) = tokenserver::config::check_node_url(&self.public_url()) {
             problems.push(format!("public_url: {e}"));
+        }
+        let dir = self.data_dir.to_string_lossy();
+        if dir.contains(['?', '#', '%']) {
+            problems.push(format!(
+                "data_dir {dir:?} must not contain ?, # or % (they end an SQLite URL)"
+            ));
         }
         problems.dedup();
         problems

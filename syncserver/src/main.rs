@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sync_common::cli::{exit_code, load_and_start_logging, CliResult};
-use syncserver::{Config, SecretSource};
+use syncserver::purge::LocalStorage;
+use syncserver::{ensure_master_secret, Config, SecretSource};
+use tokenserver::admin;
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +32,14 @@ enum Command {
     Config,
     /// Exit 0 if the running server's /__heartbeat__ answers 200 (for Docker).
     Healthcheck,
+    /// Inspect and place users.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Manage the storage node record (the server registers itself).
+    #[command(subcommand)]
+    Node(admin::NodeCommand),
+    /// Delete user records replaced more than N days ago, with their data.
+    PurgeReplaced(admin::PurgeArgs),
 }
 
 #[tokio::main]
@@ -41,16 +51,19 @@ async fn main() -> ExitCode {
     };
     exit_code(match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
-        Command::Config => print_config(&config),
+        Command::Config => print_config(config),
         Command::Healthcheck => sync_common::server::healthcheck(&config.host, config.port)
             .await
             .map(|()| println!("healthy"))
             .map_err(Into::into),
+        Command::User(command) => admin::user(&config.tokens().tokenserver, command).await,
+        Command::Node(command) => admin::node(&config.tokens().tokenserver, command).await,
+        Command::PurgeReplaced(args) => purge(config, args).await,
     })
 }
 
 async fn serve(mut config: Config) -> CliResult {
-    if let SecretSource::Generated(path) = syncserver::ensure_master_secret(&mut config)? {
+    if let SecretSource::Generated(path) = ensure_master_secret(&mut config, true)? {
         eprintln!(
             "\n\
              ************************************************************************\n\
@@ -66,6 +79,8 @@ async fn serve(mut config: Config) -> CliResult {
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    // Port 0 asks for any free port: the public URL names the real one.
+    config.port = listener.local_addr()?.port();
     let public_url = config.public_url();
     if config.public_url.is_none() && config.host == "0.0.0.0" {
         tracing::warn!(
@@ -81,7 +96,33 @@ async fn serve(mut config: Config) -> CliResult {
     Ok(())
 }
 
-fn print_config(config: &Config) -> CliResult {
-    println!("{}", serde_json::to_string_pretty(config)?);
-    Ok(())
+fn print_config(mut config: Config) -> CliResult {
+    let source = ensure_master_secret(&mut config, false)?;
+    println!("{}", serde_json::to_string_pretty(&config)?);
+    eprintln!(
+        "master secret: {}",
+        match source {
+            SecretSource::Configured => "configured".to_owned(),
+            SecretSource::Loaded(path) | SecretSource::Generated(path) =>
+                format!("from {}", path.display()),
+            SecretSource::Missing => "none yet; generated at the first start".to_owned(),
+        }
+    );
+    let problems = config.problems();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(syncserver::StartError::Config(problems).into())
+    }
+}
+
+/// Purges replaced records and deletes their data from this server's storage.
+async fn purge(mut config: Config, args: admin::PurgeArgs) -> CliResult {
+    // The storage database needs no secret for this; only serving does.
+    if ensure_master_secret(&mut config, false)? == SecretSource::Missing {
+        config.master_secret = sync_common::secret::Secret::new("unused-by-operator-commands");
+    }
+    let storage = syncstorage::build_state(config.storage()).await?;
+    let local = LocalStorage(storage.store.clone());
+    admin::purge(&config.tokens().tokenserver, args, Some(&local)).await
 }

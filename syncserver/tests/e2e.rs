@@ -22,42 +22,47 @@ use serde_json::{json, Value};
 struct Server {
     url: String,
     dir: tempfile::TempDir,
-    port: u16,
     child: Option<Child>,
 }
 
 impl Server {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+    /// Starts the binary on a free port (`SYNC_PORT=0`), as the README
+    /// says: no settings but the test FxA key.
+    async fn start() -> Self {
         let mut server = Self {
-            url: format!("http://localhost:{port}"),
-            dir,
-            port,
+            url: String::new(),
+            dir: tempfile::tempdir().unwrap(),
             child: None,
         };
-        server.spawn();
+        server.spawn(&[("SYNC_PORT", "0")]).await;
         server
     }
 
-    fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_syncserver"))
+    /// Starts the binary with `env` and waits until it serves.
+    async fn spawn(&mut self, env: &[(&str, &str)]) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_syncserver"));
+        command
             .current_dir(self.dir.path())
             .env_clear()
-            .env("SYNC_PORT", self.port.to_string())
             .env("SYNC_LOG_LEVEL", "warn")
             .env(
                 "SYNC_TOKENSERVER__FXA_OAUTH_PRIMARY_JWK",
                 TestKey::Primary.jwk().to_string(),
             )
             .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
         self.child = Some(child);
+        self.url = announced_url(stderr).await;
+        wait_until_up(&self.url, self.child.as_mut().unwrap()).await;
+    }
+
+    fn port(&self) -> String {
+        self.url.rsplit(':').next().unwrap().to_owned()
     }
 
     fn stop(&mut self) {
@@ -74,9 +79,33 @@ impl Drop for Server {
     }
 }
 
+/// The server prints the URL to give Firefox; read it from stderr (and keep
+/// draining stderr so the child never blocks on a full pipe).
+async fn announced_url(stderr: std::process::ChildStderr) -> String {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(uri) = line.split("identity.sync.tokenserver.uri to ").nth(1) {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(uri.trim_end_matches("/1.0/sync/1.5").to_owned());
+                }
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(60), rx)
+        .await
+        .expect("the server announced no URL")
+        .expect("the server exited before announcing its URL")
+}
+
 /// Polls `/__heartbeat__` until the server answers (a process start has no
-/// other signal to wait on).
-async fn wait_until_up(url: &str) {
+/// other signal to wait on), failing at once if the process died.
+async fn wait_until_up(url: &str, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(r) = reqwest::get(format!("{url}/__heartbeat__")).await {
@@ -84,12 +113,29 @@ async fn wait_until_up(url: &str) {
                 return;
             }
         }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the server exited: {status}");
+        }
         assert!(
             Instant::now() < deadline,
             "the server at {url} did not come up"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// For `SYNC_E2E_SERVER`: a server we did not start.
+async fn wait_for_external(url: &str) {
+    for _ in 0..1200 {
+        if reqwest::get(format!("{url}/__heartbeat__"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no server answers at {url}");
 }
 
 fn key_id(keys_changed_at: i64, client_state: &[u8]) -> String {
@@ -231,15 +277,15 @@ async fn sync_like_firefox(server: &str) {
 #[tokio::test]
 async fn firefox_syncs_through_the_all_in_one_server() {
     if let Ok(url) = std::env::var("SYNC_E2E_SERVER") {
-        wait_until_up(&url).await;
-        return sync_like_firefox(url.trim_end_matches('/')).await;
+        let url = url.trim_end_matches('/');
+        wait_for_external(url).await;
+        return sync_like_firefox(url).await;
     }
-    let mut server = Server::start();
-    wait_until_up(&server.url).await;
+    let mut server = Server::start().await;
     sync_like_firefox(&server.url).await;
 
-    // The generated master secret is kept: a restart serves the same users
-    // with the same credentials.
+    // The generated master secret is kept: a restart on the same address
+    // serves the same users with the same credentials.
     let secret_file = server.dir.path().join("data/master_secret");
     let secret = std::fs::read_to_string(&secret_file).unwrap();
     #[cfg(unix)]
@@ -263,10 +309,21 @@ async fn firefox_syncs_through_the_all_in_one_server() {
         )
         .await
         .assert(200);
+    let port = server.port();
     server.stop();
-    server.spawn();
-    wait_until_up(&server.url).await;
+    server.spawn(&[("SYNC_PORT", &port)]).await;
     assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), secret);
     let got = client.get("/storage/meta/global").await.assert(200).json();
+    assert_eq!(got["payload"], "x");
+
+    // A new public URL renames the node: the same uid, the same data.
+    let old_url = server.url.clone();
+    server.stop();
+    server.spawn(&[("SYNC_PORT", "0")]).await;
+    assert_ne!(server.url, old_url);
+    let moved = token(&server.url, "restart", 1, &[1; 16]).await;
+    assert!(moved.endpoint.starts_with(&server.url));
+    assert_eq!(moved.uid, client.uid);
+    let got = moved.get("/storage/meta/global").await.assert(200).json();
     assert_eq!(got["payload"], "x");
 }

@@ -107,7 +107,7 @@ async fn open_or_create(
     if !problems.is_empty() {
         return Err(crate::StartError::Config(problems).into());
     }
-    Ok(db::open(&settings.database_url, settings.database_max_connections).await?)
+    Ok(db::open(&settings.database_url, settings.store_settings()).await?)
 }
 
 /// Creates or upgrades the schema.

@@ -38,6 +38,9 @@ pub struct TokenserverConfig {
     pub database_url: DatabaseUrl,
     /// Most open database connections.
     pub database_max_connections: u32,
+    /// How long a write waits for a database locked by another process
+    /// before the request gets 503.
+    pub database_busy_timeout_ms: u64,
     /// FxA's OAuth server: `/v1/verify` and, unless keys are configured, `/v1/jwks`.
     pub fxa_oauth_server_url: String,
     /// Seconds a whole OAuth verification may take before the client gets 503.
@@ -95,6 +98,7 @@ impl Default for TokenserverConfig {
         Self {
             database_url: DatabaseUrl::new("sqlite:./data/tokenserver.db"),
             database_max_connections: 8,
+            database_busy_timeout_ms: 5_000,
             fxa_oauth_server_url: "https://oauth.accounts.firefox.com".into(),
             fxa_oauth_request_timeout: 10,
             fxa_oauth_primary_jwk: None,
@@ -198,6 +202,14 @@ impl TokenserverConfig {
             problems.push("tokenserver.init_node_capacity must be greater than 0".into());
         }
         problems
+    }
+
+    /// What the store needs of these settings.
+    pub fn store_settings(&self) -> crate::db::StoreSettings {
+        crate::db::StoreSettings {
+            max_connections: self.database_max_connections,
+            busy_timeout_ms: self.database_busy_timeout_ms,
+        }
     }
 
     /// The account key of an FxA user.

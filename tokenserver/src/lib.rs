@@ -64,7 +64,7 @@ pub async fn build_state(
     }
     let secrets =
         TokenSecrets::new(secrets).map_err(|e| StartError::Config(vec![e.to_string()]))?;
-    let store = db::open(&settings.database_url, settings.database_max_connections).await?;
+    let store = db::open(&settings.database_url, settings.store_settings()).await?;
     if let Some(url) = &settings.init_node_url {
         if !store.nodes().await?.iter().any(|n| &n.node == url) {
             store

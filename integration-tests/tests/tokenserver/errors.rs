@@ -1,6 +1,7 @@
 //! Every row of the spec's error table, body for body.
 
 use integration_tests::fxa::{access_claims, access_token, TestKey};
+use sqlx::Connection;
 
 use crate::support::{TestTokenserver, TokenRequest};
 
@@ -292,4 +293,26 @@ async fn a_database_failure_is_500_without_details() {
         "no database details leak: {}",
         reply.text
     );
+}
+
+#[tokio::test]
+async fn a_database_locked_elsewhere_is_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("locked.db").display());
+    let ts = TestTokenserver::spawn_with(|c| {
+        c.tokenserver.database_url = sync_common::db_url::DatabaseUrl::new(url.clone());
+        c.tokenserver.database_busy_timeout_ms = 100;
+    })
+    .await;
+    // Another process holds the write lock.
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let reply = ts.request("locked-out", Some(1), "1-qqo").send().await;
+    reply.assert_error(503, "error", "body", "", "Resource is not available");
+    assert_eq!(reply.header("retry-after").as_deref(), Some("10"));
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    ts.request("locked-out", Some(1), "1-qqo").send().await.ok();
 }

@@ -66,7 +66,9 @@ impl TestTokenserver {
         });
         // The schema and initial node exist once serving starts.
         started.await.unwrap();
-        let store = tokenserver::db::open(&database_url, 2).await.unwrap();
+        let store = tokenserver::db::open(&database_url, Default::default())
+            .await
+            .unwrap();
         Self {
             url,
             secret,

@@ -169,13 +169,32 @@ pub trait TokenStore: Send + Sync {
     async fn delete_record(&self, uid: i64) -> DbResult<()>;
 }
 
+/// How the store uses its database.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreSettings {
+    /// Most open connections.
+    pub max_connections: u32,
+    /// How long a write waits for a database locked elsewhere before the
+    /// request gets 503.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            busy_timeout_ms: 5_000,
+        }
+    }
+}
+
 /// Opens the database named by `url`, creating and migrating it as needed.
 /// This is the only place that chooses a backend.
-pub async fn open(url: &DatabaseUrl, max_connections: u32) -> DbResult<Arc<dyn TokenStore>> {
+pub async fn open(url: &DatabaseUrl, settings: StoreSettings) -> DbResult<Arc<dyn TokenStore>> {
     let backend = url.backend().map_err(|e| DbError::Other(e.into()))?;
     match backend {
         #[cfg(feature = "sqlite")]
-        Backend::Sqlite => Ok(Arc::new(sqlite::SqliteStore::open(url, max_connections).await?)),
+        Backend::Sqlite => Ok(Arc::new(sqlite::SqliteStore::open(url, settings).await?)),
         other => Err(DbError::Other(
             format!(
                 "the {} backend is not available for the tokenserver in this build (database URL {url})",

@@ -14,7 +14,8 @@ use sqlx::{Row, SqliteConnection};
 use sync_common::db_url::{Backend, DatabaseUrl};
 
 use super::{
-    now_ms, DbError, DbResult, Node, NodeUpdate, TokenStore, UserHistory, UserRecord, SYNC_SERVICE,
+    now_ms, DbError, DbResult, Node, NodeUpdate, StoreSettings, TokenStore, UserHistory,
+    UserRecord, SYNC_SERVICE,
 };
 use crate::model::keys::ClientState;
 use crate::model::node::{self, NodeLoad};
@@ -38,13 +39,13 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `url`.
-    pub async fn open(url: &DatabaseUrl, max_connections: u32) -> DbResult<Self> {
+    pub async fn open(url: &DatabaseUrl, settings: StoreSettings) -> DbResult<Self> {
         let options = SqliteConnectOptions::from_str(url.expose())
             .map_err(|e| DbError::Other(format!("invalid SQLite URL {url}: {e}").into()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_millis(settings.busy_timeout_ms));
         let in_memory = url.expose().contains(":memory:") || url.expose().contains("mode=memory");
         if !in_memory {
             sync_common::db_url::create_parent_dir(options.get_filename())
@@ -52,7 +53,11 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists once per connection.
-            .max_connections(if in_memory { 1 } else { max_connections.max(1) })
+            .max_connections(if in_memory {
+                1
+            } else {
+                settings.max_connections.max(1)
+            })
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
@@ -224,8 +229,10 @@ impl TokenStore for SqliteStore {
     }
 
     async fn check(&self) -> DbResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        // Touches the schema, not just the connection.
+        sqlx::query("SELECT 1 FROM services WHERE id = ?")
+            .bind(self.service)
+            .fetch_one(&self.pool)
             .await
             .map_err(classify)?;
         Ok(())
