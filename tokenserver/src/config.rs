@@ -51,6 +51,8 @@ pub struct TokenserverConfig {
     /// The next (or previous) signing key, so a rotation never locks users out.
     #[serde(deserialize_with = "deserialize_jwk")]
     pub fxa_oauth_secondary_jwk: Option<RsaJwk>,
+    /// Where FxA's JWKS is fetched from. Unset: `<fxa_oauth_server_url>/v1/jwks`.
+    pub fxa_oauth_jwks_url: Option<String>,
     /// Seconds a fetched JWKS is trusted before it is fetched again.
     pub fxa_oauth_jwks_cache_seconds: u64,
     /// Accounts are stored as `<fxa uid>@<this domain>`.
@@ -103,6 +105,7 @@ impl Default for TokenserverConfig {
             fxa_oauth_request_timeout: 10,
             fxa_oauth_primary_jwk: None,
             fxa_oauth_secondary_jwk: None,
+            fxa_oauth_jwks_url: None,
             fxa_oauth_jwks_cache_seconds: 3600,
             fxa_email_domain: "api.accounts.firefox.com".into(),
             fxa_metrics_hash_secret: Secret::default(),
@@ -158,11 +161,16 @@ impl TokenserverConfig {
         if let Err(e) = self.database_url.backend() {
             problems.push(format!("tokenserver.database_url: {e}"));
         }
-        let url = &self.fxa_oauth_server_url;
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            problems.push(format!(
-                "tokenserver.fxa_oauth_server_url {url:?} must be an http(s) URL"
-            ));
+        let urls = [
+            ("fxa_oauth_server_url", Some(&self.fxa_oauth_server_url)),
+            ("fxa_oauth_jwks_url", self.fxa_oauth_jwks_url.as_ref()),
+        ];
+        for (name, url) in urls {
+            if let Some(url) =
+                url.filter(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+            {
+                problems.push(format!("tokenserver.{name} {url:?} must be an http(s) URL"));
+            }
         }
         for (name, jwk) in [
             ("primary", &self.fxa_oauth_primary_jwk),
@@ -202,6 +210,17 @@ impl TokenserverConfig {
             problems.push("tokenserver.init_node_capacity must be greater than 0".into());
         }
         problems
+    }
+
+    /// Where FxA's signing keys are published.
+    pub fn jwks_url(&self) -> String {
+        match &self.fxa_oauth_jwks_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "{}/v1/jwks",
+                self.fxa_oauth_server_url.trim_end_matches('/')
+            ),
+        }
     }
 
     /// What the store needs of these settings.

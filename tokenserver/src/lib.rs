@@ -73,11 +73,11 @@ pub async fn build_state(
             tracing::info!(node = %url, "registered the initial storage node");
         }
     }
-    let keys = Arc::new(fxa_keys(&settings)?);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(settings.fxa_oauth_request_timeout))
         .build()
         .map_err(|e| StartError::Config(vec![format!("cannot build the HTTP client: {e}")]))?;
+    let keys = Arc::new(fxa_keys(&settings, &http)?);
     let oauth = OAuthVerifier::new(
         keys.clone(),
         http,
@@ -102,7 +102,7 @@ pub async fn build_state(
 }
 
 /// The configured JWKs, or FxA's JWKS fetched on demand.
-fn fxa_keys(settings: &TokenserverConfig) -> Result<FxaKeys, StartError> {
+fn fxa_keys(settings: &TokenserverConfig, http: &reqwest::Client) -> Result<FxaKeys, StartError> {
     let configured: Vec<&RsaJwk> = [
         &settings.fxa_oauth_primary_jwk,
         &settings.fxa_oauth_secondary_jwk,
@@ -111,16 +111,8 @@ fn fxa_keys(settings: &TokenserverConfig) -> Result<FxaKeys, StartError> {
     .flatten()
     .collect();
     if configured.is_empty() {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(settings.fxa_oauth_request_timeout))
-            .build()
-            .map_err(|e| StartError::Config(vec![format!("cannot build the HTTP client: {e}")]))?;
-        let url = format!(
-            "{}/v1/jwks",
-            settings.fxa_oauth_server_url.trim_end_matches('/')
-        );
         let max_age = Duration::from_secs(settings.fxa_oauth_jwks_cache_seconds);
-        return Ok(FxaKeys::fetched(url, http, max_age));
+        return Ok(FxaKeys::fetched(settings.jwks_url(), http.clone(), max_age));
     }
     let keys = configured
         .into_iter()
