@@ -58,6 +58,7 @@ pub async fn serve(
         tokenserver::build_state(settings, &tokens.secrets(), tokens.metrics_hash_secret()).await?;
     let public_url = config.public_url();
     node::register(tokens.store.as_ref(), &public_url).await?;
+    reserve_stored_uids(storage.store.as_ref(), tokens.store.as_ref()).await?;
     let purger = syncstorage::purge::spawn(storage.store.clone(), &storage.config.syncstorage);
     let token_store = tokens.store.clone();
     let router = syncstorage::router(storage)
@@ -70,6 +71,28 @@ pub async fn serve(
     let result = sync_common::server::serve(router, listener, shutdown).await;
     purger.abort();
     Ok(result?)
+}
+
+/// A tokenserver database that was reset (deleted, restored from an older
+/// backup) would hand out uids whose data is still in the storage database:
+/// a new user would see, and overwrite, someone else's data. Never.
+async fn reserve_stored_uids(
+    storage: &dyn syncstorage::db::SyncStore,
+    tokens: &dyn tokenserver::db::TokenStore,
+) -> Result<(), StartError> {
+    let highest = storage
+        .highest_uid()
+        .await
+        .map_err(syncstorage::StartError::from)?;
+    if let Some(uid) = highest.and_then(|u| i64::try_from(u).ok()) {
+        if tokens.reserve_uids_through(uid).await? {
+            tracing::warn!(
+                uid,
+                "the tokenserver database is behind the storage: new uids start after {uid}"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// What a person opening the server in a browser needs to know.

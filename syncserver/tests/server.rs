@@ -13,8 +13,16 @@ use sync_common::secret::Secret;
 use syncserver::Config;
 use tokio::net::TcpListener;
 
-/// Serves `config` (data under `dir/data`) on a free port; returns its URL.
+/// Serves a server with data under `dir/data` on a free port until the
+/// test ends; returns its URL.
 async fn serve(dir: &std::path::Path) -> Result<String, syncserver::StartError> {
+    let (url, stop) = serve_until(dir).await?;
+    std::mem::forget(stop);
+    Ok(url)
+}
+
+/// Like `serve`, with a handle that stops the server (and waits for it).
+async fn serve_until(dir: &std::path::Path) -> Result<(String, Stop), syncserver::StartError> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut config = Config {
         data_dir: dir.join("data"),
@@ -26,18 +34,40 @@ async fn serve(dir: &std::path::Path) -> Result<String, syncserver::StartError> 
         Some(serde_json::from_value(TestKey::Primary.jwk()).unwrap());
     let url = config.public_url();
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        let result = syncserver::serve(config, listener, std::future::pending()).await;
+        let shutdown = async {
+            let _ = stop_rx.await;
+        };
+        let result = syncserver::serve(config, listener, shutdown).await;
         let _ = tx.send(result);
     });
     // The listener is bound, so this waits for the start; a start error
     // drops the listener and the request fails.
     match reqwest::get(format!("{url}/__lbheartbeat__")).await {
-        Ok(_) => Ok(url),
+        Ok(_) => Ok((
+            url,
+            Stop {
+                tx: stop_tx,
+                done: rx,
+            },
+        )),
         Err(_) => Err(rx
             .await
             .unwrap()
             .expect_err("serve returned without a shutdown")),
+    }
+}
+
+struct Stop {
+    tx: tokio::sync::oneshot::Sender<()>,
+    done: tokio::sync::oneshot::Receiver<Result<(), syncserver::StartError>>,
+}
+
+impl Stop {
+    async fn now(self) {
+        let _ = self.tx.send(());
+        self.done.await.unwrap().unwrap();
     }
 }
 
@@ -47,13 +77,17 @@ async fn heartbeat(url: &str) -> (u16, serde_json::Value) {
 }
 
 async fn user(url: &str, generation: i64, state: u8) -> SyncClient {
+    named_user(url, "purge-me", generation, state).await
+}
+
+async fn named_user(url: &str, fxa_uid: &str, generation: i64, state: u8) -> SyncClient {
     let key_id = format!(
         "{generation}-{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([state; 16])
     );
     let reply = get_token(
         &format!("{url}/1.0/sync/1.5"),
-        &access_token("purge-me", Some(generation)),
+        &access_token(fxa_uid, Some(generation)),
         &key_id,
     )
     .await;
@@ -157,4 +191,31 @@ async fn purge_replaced_deletes_the_old_uids_data_from_the_local_storage() {
     old.get("/storage/meta/global").await.assert(404);
     let kept = new.get("/storage/meta/global").await.assert(200).json();
     assert_eq!(kept["payload"], "new");
+}
+
+#[tokio::test]
+async fn a_reset_tokenserver_database_never_reuses_a_stored_uid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, stop) = serve_until(dir.path()).await.unwrap();
+    let first = named_user(&url, "first", 1, 1).await;
+    first
+        .put(
+            "/storage/meta/global",
+            &json!({"id": "global", "payload": "first's"}),
+        )
+        .await
+        .assert(200);
+    stop.now().await;
+    // The operator deletes tokenserver.db but keeps syncstorage.db.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("data/tokenserver.db{suffix}")));
+    }
+    let url = serve(dir.path()).await.unwrap();
+    let second = named_user(&url, "second", 1, 2).await;
+    assert!(
+        second.uid > first.uid,
+        "uid {} was handed out again",
+        second.uid
+    );
+    second.get("/storage/meta/global").await.assert(404);
 }

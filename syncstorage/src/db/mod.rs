@@ -242,6 +242,10 @@ pub trait SyncStore: Send + Sync {
     /// Removes up to `max_rows` expired BSOs and expired batches; returns how
     /// many rows went.
     async fn purge_expired(&self, max_rows: u64) -> DbResult<u64>;
+
+    /// The largest uid with anything stored, if any: a tokenserver must never
+    /// hand it out to someone else (see the all-in-one's start).
+    async fn highest_uid(&self) -> DbResult<Option<u64>>;
 }
 
 /// Opens the database named by `url` (creating and migrating it as needed).

@@ -165,6 +165,11 @@ pub trait TokenStore: Send + Sync {
     /// Up to `limit` records replaced before `before_ms`, oldest first.
     async fn replaced_records(&self, before_ms: i64, limit: u64) -> DbResult<Vec<UserRecord>>;
 
+    /// Makes sure no new record gets a uid at or below `uid` (a storage
+    /// database may hold data of uids this database has forgotten).
+    /// Returns whether the next uid had to move.
+    async fn reserve_uids_through(&self, uid: i64) -> DbResult<bool>;
+
     /// Deletes one (replaced) record.
     async fn delete_record(&self, uid: i64) -> DbResult<()>;
 }

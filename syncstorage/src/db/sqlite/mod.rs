@@ -449,4 +449,15 @@ impl SyncStore for SqliteStore {
     async fn purge_expired(&self, max_rows: u64) -> DbResult<u64> {
         self.purge(max_rows).await
     }
+
+    async fn highest_uid(&self) -> DbResult<Option<u64>> {
+        let uid: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(uid) FROM (SELECT MAX(userid) AS uid FROM user_timestamps \
+             UNION ALL SELECT MAX(userid) FROM bsos UNION ALL SELECT MAX(userid) FROM batches)",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(classify)?;
+        Ok(uid.and_then(|u| u64::try_from(u).ok()))
+    }
 }

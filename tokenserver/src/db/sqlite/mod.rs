@@ -352,6 +352,27 @@ impl TokenStore for SqliteStore {
         rows.iter().map(user_record).collect()
     }
 
+    async fn reserve_uids_through(&self, uid: i64) -> DbResult<bool> {
+        // AUTOINCREMENT draws uids above sqlite_sequence's `seq` for users
+        // (and above every uid in the table).
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'users', 0 \
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'users')",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let raised =
+            sqlx::query("UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'users' AND seq < ?1")
+                .bind(uid)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(raised.rows_affected() > 0)
+    }
+
     async fn delete_record(&self, uid: i64) -> DbResult<()> {
         sqlx::query("DELETE FROM users WHERE uid = ? AND service = ?")
             .bind(uid)
