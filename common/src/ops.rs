@@ -1,5 +1,6 @@
 //! The Dockerflow endpoints both services answer the same way.
 
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
@@ -17,4 +18,19 @@ pub async fn version() -> impl IntoResponse {
         "source": option_env!("SYNC_BUILD_SOURCE").unwrap_or("local build"),
         "build": option_env!("SYNC_BUILD_ID").unwrap_or("dev"),
     }))
+}
+
+/// A database check as `/__heartbeat__` reports it: the status to answer
+/// with and the word for the body (`"Ok"`/`"Err"`); failures are logged.
+pub fn database_health<E: std::fmt::Display>(
+    what: &str,
+    check: Result<(), E>,
+) -> (StatusCode, &'static str) {
+    match check {
+        Ok(()) => (StatusCode::OK, "Ok"),
+        Err(e) => {
+            tracing::warn!(error = %e, "heartbeat: {what} check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "Err")
+        }
+    }
 }

@@ -60,11 +60,7 @@ async fn a_bad_oauth_token_is_401_invalid_credentials() {
         ("unknown to FxA", "not-a-jwt-at-all".to_owned()),
     ];
     for (what, token) in cases {
-        let reply = TokenRequest::new(&ts.url)
-            .bearer(&token)
-            .key_id("1-qqo")
-            .send()
-            .await;
+        let reply = ts.with_bearer(&token).send().await;
         assert_eq!(reply.status, 401, "{what}: {}", reply.text);
         reply.assert_error(401, "invalid-credentials", "body", "", "Unauthorized");
     }
@@ -240,11 +236,7 @@ async fn an_unreachable_fxa_is_503_with_retry_after() {
         c.tokenserver.fxa_oauth_server_url = format!("http://127.0.0.1:{port}");
     })
     .await;
-    let reply = TokenRequest::new(&ts.url)
-        .bearer("opaque-token")
-        .key_id("1-qqo")
-        .send()
-        .await;
+    let reply = ts.with_bearer("opaque-token").send().await;
     reply.assert_error(503, "error", "body", "", "Resource is not available");
     assert_eq!(reply.header("retry-after").as_deref(), Some("10"));
 }
@@ -259,11 +251,7 @@ async fn a_slow_fxa_is_503_after_the_timeout_not_a_hang() {
     let token = ts
         .fxa
         .opaque_token("u", Some(1), &[integration_tests::fxa::SYNC_SCOPE]);
-    let reply = TokenRequest::new(&ts.url)
-        .bearer(&token)
-        .key_id("1-qqo")
-        .send()
-        .await;
+    let reply = ts.with_bearer(&token).send().await;
     reply.assert_error(503, "error", "body", "", "Resource is not available");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(20),

@@ -18,18 +18,9 @@ async fn configured_primary_and_secondary_keys_both_verify() {
     .await;
     ts.request("p", Some(1), "1-qqo").send().await.ok();
     let rotated = TestKey::Secondary.sign("at+jwt", &access_claims("p", Some(1)));
-    TokenRequest::new(&ts.url)
-        .bearer(&rotated)
-        .key_id("1-qqo")
-        .send()
-        .await
-        .ok();
+    ts.with_bearer(&rotated).send().await.ok();
     let rogue = TestKey::Rogue.sign("at+jwt", &access_claims("p", Some(1)));
-    let refused = TokenRequest::new(&ts.url)
-        .bearer(&rogue)
-        .key_id("1-qqo")
-        .send()
-        .await;
+    let refused = ts.with_bearer(&rogue).send().await;
     refused.assert_error(401, "invalid-credentials", "body", "", "Unauthorized");
     assert_eq!(ts.fxa.jwks_fetches(), 0, "configured keys need no JWKS");
     assert_eq!(ts.fxa.verify_calls(), 0, "JWTs are verified locally");
@@ -46,21 +37,12 @@ async fn the_jwks_is_fetched_once_and_refreshed_for_a_new_key() {
     // which forces one refresh.
     ts.fxa.publish(&[TestKey::Primary, TestKey::Secondary]);
     let rotated = TestKey::Secondary.sign("at+jwt", &access_claims("j", Some(1)));
-    TokenRequest::new(&ts.url)
-        .bearer(&rotated)
-        .key_id("1-qqo")
-        .send()
-        .await
-        .ok();
+    ts.with_bearer(&rotated).send().await.ok();
     assert_eq!(ts.fxa.jwks_fetches(), 2);
     // Another unknown kid right after does not refetch (forged tokens
     // cannot make us hammer FxA), and is refused.
     let rogue = TestKey::Rogue.sign("at+jwt", &access_claims("j", Some(1)));
-    let reply = TokenRequest::new(&ts.url)
-        .bearer(&rogue)
-        .key_id("1-qqo")
-        .send()
-        .await;
+    let reply = ts.with_bearer(&rogue).send().await;
     reply.assert_error(401, "invalid-credentials", "body", "", "Unauthorized");
     assert_eq!(ts.fxa.jwks_fetches(), 2);
 }
@@ -76,23 +58,14 @@ async fn a_malformed_jwks_falls_back_to_remote_verification_never_a_crash() {
     assert_eq!(ts.fxa.verify_calls(), 1);
     // A token FxA vouches for still works.
     let token = ts.fxa.opaque_token("m", Some(1), &[SYNC_SCOPE]);
-    TokenRequest::new(&ts.url)
-        .bearer(&token)
-        .key_id("1-qqo")
-        .send()
-        .await
-        .ok();
+    ts.with_bearer(&token).send().await.ok();
 }
 
 #[tokio::test]
 async fn remote_answers_without_the_sync_scope_are_refused() {
     let ts = TestTokenserver::spawn().await;
     let token = ts.fxa.opaque_token("r", Some(1), &["profile"]);
-    let reply = TokenRequest::new(&ts.url)
-        .bearer(&token)
-        .key_id("1-qqo")
-        .send()
-        .await;
+    let reply = ts.with_bearer(&token).send().await;
     reply.assert_error(401, "invalid-credentials", "body", "", "Unauthorized");
 }
 
@@ -116,11 +89,7 @@ async fn known_keys_are_kept_while_fxa_serves_a_broken_jwks() {
     ts.fxa.set_mode(Mode::MalformedJwks);
     // An unknown kid forces a refetch, which fails: the keys stay.
     let unknown = TestKey::Secondary.sign("at+jwt", &access_claims("k", Some(1)));
-    let reply = TokenRequest::new(&ts.url)
-        .bearer(&unknown)
-        .key_id("1-qqo")
-        .send()
-        .await;
+    let reply = ts.with_bearer(&unknown).send().await;
     reply.assert_error(401, "invalid-credentials", "body", "", "Unauthorized");
     assert_eq!(ts.fxa.jwks_fetches(), 2);
     ts.request("k", Some(1), "1-qqo").send().await.ok();

@@ -86,6 +86,11 @@ impl TestTokenserver {
             .key_id(key_id)
     }
 
+    /// A token request with `token` as the Bearer token and X-KeyID `1-qqo`.
+    pub fn with_bearer(&self, token: &str) -> TokenRequest {
+        TokenRequest::new(&self.url).bearer(token).key_id("1-qqo")
+    }
+
     /// The user's records, newest first.
     pub async fn records(&self, fxa_uid: &str) -> Vec<UserRecord> {
         self.store

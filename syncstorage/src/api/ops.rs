@@ -2,29 +2,20 @@
 //! database), `__lbheartbeat__` (process alive), `__version__`.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
+use sync_common::ops::database_health;
 
 use super::AppState;
 
 pub async fn heartbeat(State(state): State<AppState>) -> impl IntoResponse {
-    let database = state.store.check().await;
-    if let Err(e) = &database {
-        tracing::warn!(error = %e, "heartbeat: database check failed");
-    }
-    let ok = database.is_ok();
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let (status, word) = database_health("database", state.store.check().await);
     let quota = &state.config.syncstorage;
     let body = json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "status": if ok { "Ok" } else { "Err" },
-        "database": if ok { "Ok" } else { "Err" },
+        "status": word,
+        "database": word,
         "backend": state.store.backend().name(),
         "quota": {"enabled": quota.enable_quota, "size": quota.max_quota_limit},
     });

@@ -3,25 +3,15 @@
 //! in `sync_common::ops`.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::Json;
 use serde_json::json;
+use sync_common::ops::database_health;
 
 use super::AppState;
 
 pub async fn heartbeat(State(state): State<AppState>) -> impl IntoResponse {
-    let database = state.store.check().await;
-    if let Err(e) = &database {
-        tracing::warn!(error = %e, "heartbeat: database check failed");
-    }
-    let ok = database.is_ok();
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let word = if ok { "Ok" } else { "Err" };
+    let (status, word) = database_health("database", state.store.check().await);
     let body = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "status": word,
