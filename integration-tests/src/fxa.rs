@@ -161,18 +161,20 @@ impl FakeFxa {
     /// A non-JWT token that `/v1/verify` vouches for.
     pub fn opaque_token(&self, fxa_uid: &str, generation: Option<i64>, scope: &[&str]) -> String {
         let token = hex::encode(rand::random::<[u8; 32]>());
+        self.vouch(&token, fxa_uid, generation, scope);
+        token
+    }
+
+    /// Makes `/v1/verify` vouch for `token` (a JWT included).
+    pub fn vouch(&self, token: &str, fxa_uid: &str, generation: Option<i64>, scope: &[&str]) {
         let answer = json!({
             "user": fxa_uid,
             "client_id": "5882386c6d801776",
             "scope": scope,
             "generation": generation,
         });
-        self.state
-            .opaque
-            .lock()
-            .unwrap()
-            .insert(token.clone(), answer);
-        token
+        let mut vouched = self.state.opaque.lock().unwrap();
+        vouched.insert(token.to_owned(), answer);
     }
 
     pub fn jwks_fetches(&self) -> usize {

@@ -23,7 +23,11 @@ pub async fn heartbeat(
     let (tokens_status, word) = database_health("tokenserver database", tokens.check().await);
     let (mut parts, body) = next.run(request).await.into_parts();
     let bytes = to_bytes(body, 64 * 1024).await.unwrap_or_default();
-    let mut report: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
+    // A storage error answers with a bare code (`0`): report on a fresh object.
+    let mut report: Value = serde_json::from_slice(&bytes)
+        .ok()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
     report["tokenserver_database"] = json!(word);
     if !tokens_status.is_success() {
         report["status"] = json!(word);

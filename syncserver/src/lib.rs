@@ -34,6 +34,8 @@ pub enum StartError {
     Tokens(#[from] tokenserver::StartError),
     #[error("cannot register this server as the storage node: {0}")]
     Node(#[from] tokenserver::db::DbError),
+    #[error("cannot keep new uids clear of stored data: {0}")]
+    Uids(tokenserver::db::DbError),
     #[error("master secret: {0}")]
     Secret(String),
     #[error("server error: {0}")]
@@ -85,7 +87,11 @@ async fn reserve_stored_uids(
         .await
         .map_err(syncstorage::StartError::from)?;
     if let Some(uid) = highest.and_then(|u| i64::try_from(u).ok()) {
-        if tokens.reserve_uids_through(uid).await? {
+        if tokens
+            .reserve_uids_through(uid)
+            .await
+            .map_err(StartError::Uids)?
+        {
             tracing::warn!(
                 uid,
                 "the tokenserver database is behind the storage: new uids start after {uid}"

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use syncstorage::db::{SyncStore, Uid};
-use syncstorage::model::precondition::Precondition;
 use tokenserver::purge::UserData;
 
 /// Deletes a purged uid's data straight from the storage database.
@@ -16,10 +15,6 @@ impl UserData for LocalStorage {
             .ok()
             .and_then(Uid::new)
             .ok_or("invalid uid")?;
-        self.0
-            .delete_storage(uid, Precondition::None)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.0.forget_user(uid).await.map_err(|e| e.to_string())
     }
 }

@@ -48,9 +48,13 @@ pub fn ensure_master_secret(
         hex::encode(rand::random::<[u8; 6]>())
     ));
     write_private(&temporary, &fresh).map_err(|e| failed(&temporary, &e))?;
-    let linked = std::fs::hard_link(&temporary, &path);
+    let placed = match std::fs::hard_link(&temporary, &path) {
+        // A file system without hard links: create the file in place.
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => write_private(&path, &fresh),
+        linked => linked,
+    };
     let _ = std::fs::remove_file(&temporary);
-    match linked {
+    match placed {
         Ok(()) => {
             config.master_secret = Secret::new(fresh);
             Ok(SecretSource::Generated(path))

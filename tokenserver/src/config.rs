@@ -183,6 +183,9 @@ impl TokenserverConfig {
         if self.fxa_oauth_request_timeout == 0 {
             problems.push("tokenserver.fxa_oauth_request_timeout must be greater than 0".into());
         }
+        if self.fxa_oauth_jwks_cache_seconds == 0 {
+            problems.push("tokenserver.fxa_oauth_jwks_cache_seconds must be greater than 0".into());
+        }
         if self.token_duration == 0 {
             problems.push("tokenserver.token_duration must be greater than 0".into());
         }

@@ -243,6 +243,10 @@ pub trait SyncStore: Send + Sync {
     /// many rows went.
     async fn purge_expired(&self, max_rows: u64) -> DbResult<u64>;
 
+    /// Deletes everything about `uid`, its last-write time included: for
+    /// purges of uids that are never served again.
+    async fn forget_user(&self, uid: Uid) -> DbResult<()>;
+
     /// The largest uid with anything stored, if any: a tokenserver must never
     /// hand it out to someone else (see the all-in-one's start).
     async fn highest_uid(&self) -> DbResult<Option<u64>>;

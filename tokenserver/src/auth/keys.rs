@@ -67,6 +67,14 @@ pub struct VerifyingKey {
     pub key: DecodingKey,
 }
 
+impl VerifyingKey {
+    /// Whether this key may have signed a token naming `kid` (a key or a
+    /// token without a kid may go with anything).
+    pub fn may_check(&self, kid: Option<&str>) -> bool {
+        kid.is_none() || self.kid.is_none() || self.kid.as_deref() == kid
+    }
+}
+
 #[derive(Deserialize)]
 struct JwksDocument {
     keys: Vec<serde_json::Value>,
@@ -140,7 +148,8 @@ impl FxaKeys {
 
     /// The keys to try for a token naming `kid`. Empty when no usable key
     /// is known (nothing configured, FxA unreachable or its answer
-    /// malformed): the caller then asks FxA to verify the token remotely.
+    /// malformed): the caller then asks FxA to verify the token remotely,
+    /// as it does when no key can check this `kid`.
     pub async fn for_kid(&self, kid: Option<&str>) -> Arc<Vec<VerifyingKey>> {
         match &self.source {
             Source::Configured(keys) => keys.clone(),
@@ -155,20 +164,22 @@ impl FxaKeys {
                 if let Some(c) = cache.as_ref().filter(|c| c.serves(kid, now)) {
                     return c.keys.clone();
                 }
-                let previous = cache.take();
-                // A fetch is forced when cached keys lack the token's kid.
-                let forced_at = match &previous {
-                    Some(c) if !c.has(kid) => Some(now),
-                    Some(c) => c.forced_at,
-                    None => None,
-                };
+                // A fetch is forced when cached keys lack the token's kid;
+                // it is recorded before fetching, and the cache stays in
+                // place, so a request cancelled meanwhile (its timeout)
+                // loses neither the keys nor the rate limit.
+                if let Some(c) = cache.as_mut().filter(|c| !c.has(kid)) {
+                    c.forced_at = Some(now);
+                }
+                let previous = cache.as_ref().map(|c| (c.keys.clone(), c.forced_at));
+                let forced_at = previous.as_ref().and_then(|(_, at)| *at);
                 let (keys, valid_for) = match fetch(http, url).await {
                     Ok(keys) => (Arc::new(keys), *max_age),
                     // Keep the keys we had (FxA rotates rarely) and try
                     // again soon; with none, tokens are verified remotely.
                     Err(e) => {
                         tracing::warn!(%url, error = %e, "cannot fetch FxA's signing keys");
-                        let kept = previous.map(|c| c.keys).unwrap_or_default();
+                        let kept = previous.map(|(keys, _)| keys).unwrap_or_default();
                         (kept, MIN_FORCED_REFRESH.min(*max_age))
                     }
                 };

@@ -110,8 +110,11 @@ impl OAuthVerifier {
 
     async fn verify_untimed(&self, token: &str) -> Result<FxaIdentity, VerifyError> {
         if let Ok(header) = jsonwebtoken::decode_header(token) {
-            let keys = self.keys.for_kid(header.kid.as_deref()).await;
-            if !keys.is_empty() {
+            let kid = header.kid.as_deref();
+            let keys = self.keys.for_kid(kid).await;
+            // No key that could check it (none known, or FxA rotated to a
+            // key we could not fetch): FxA itself is asked.
+            if keys.iter().any(|k| k.may_check(kid)) {
                 return verify_jwt(token, &header, &keys);
             }
         }

@@ -450,6 +450,10 @@ impl SyncStore for SqliteStore {
         self.purge(max_rows).await
     }
 
+    async fn forget_user(&self, uid: Uid) -> DbResult<()> {
+        self.forget(uid).await
+    }
+
     async fn highest_uid(&self) -> DbResult<Option<u64>> {
         let uid: Option<i64> = sqlx::query_scalar(
             "SELECT MAX(uid) FROM (SELECT MAX(userid) AS uid FROM user_timestamps \

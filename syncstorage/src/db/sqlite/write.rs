@@ -153,23 +153,25 @@ impl SqliteStore {
         let last = user_timestamp(&mut tx, uid).await?;
         pre.check(last)?;
         let modified = SyncTimestamp::next_write(SyncTimestamp::now(), last);
-        for sql in [
-            "DELETE FROM bsos WHERE userid = ?",
-            "DELETE FROM user_collections WHERE userid = ?",
-            "DELETE FROM batches WHERE userid = ?",
-        ] {
-            sqlx::query(sql)
-                .bind(uid.as_db())
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-        }
+        delete_user_rows(&mut tx, uid, USER_DATA).await?;
         touch(&mut tx, uid, None, modified).await?;
         tx.commit().await.map_err(classify)?;
         Ok(Written {
             modified,
             usage: None,
         })
+    }
+
+    pub(super) async fn forget(&self, uid: Uid) -> DbResult<()> {
+        let mut tx = self.begin_write().await?;
+        delete_user_rows(&mut tx, uid, USER_DATA).await?;
+        delete_user_rows(
+            &mut tx,
+            uid,
+            &["DELETE FROM user_timestamps WHERE userid = ?"],
+        )
+        .await?;
+        tx.commit().await.map_err(classify)
     }
 
     pub(super) async fn purge(&self, max_rows: u64) -> DbResult<u64> {
@@ -286,6 +288,28 @@ async fn delete_ids(
         }
         sql.push(")");
         sql.build().execute(&mut *conn).await.map_err(classify)?;
+    }
+    Ok(())
+}
+
+/// What a user stores (their last-write time aside).
+const USER_DATA: &[&str] = &[
+    "DELETE FROM bsos WHERE userid = ?",
+    "DELETE FROM user_collections WHERE userid = ?",
+    "DELETE FROM batches WHERE userid = ?",
+];
+
+async fn delete_user_rows(
+    conn: &mut SqliteConnection,
+    uid: Uid,
+    statements: &[&str],
+) -> DbResult<()> {
+    for sql in statements {
+        sqlx::query(sql)
+            .bind(uid.as_db())
+            .execute(&mut *conn)
+            .await
+            .map_err(classify)?;
     }
     Ok(())
 }

@@ -354,8 +354,20 @@ impl TokenStore for SqliteStore {
 
     async fn reserve_uids_through(&self, uid: i64) -> DbResult<bool> {
         // AUTOINCREMENT draws uids above sqlite_sequence's `seq` for users
-        // (and above every uid in the table).
+        // (and above every uid in the table). An adopted table without it
+        // cannot keep a reservation.
         let mut tx = self.begin_write().await?;
+        let schema: String = sqlx::query_scalar(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'users'",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(classify)?;
+        if !schema.to_ascii_uppercase().contains("AUTOINCREMENT") {
+            return Err(DbError::Invalid(
+                "the users table does not use AUTOINCREMENT, so uids cannot be reserved".into(),
+            ));
+        }
         sqlx::query(
             "INSERT INTO sqlite_sequence (name, seq) SELECT 'users', 0 \
              WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'users')",
