@@ -52,10 +52,7 @@ async fn main() -> ExitCode {
     exit_code(match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Config => print_config(config),
-        Command::Healthcheck => sync_common::server::healthcheck(&config.host, config.port)
-            .await
-            .map(|()| println!("healthy"))
-            .map_err(Into::into),
+        Command::Healthcheck => healthcheck(&config).await,
         Command::User(command) => admin::user(&config.tokens().tokenserver, command).await,
         Command::Node(command) => admin::node(&config.tokens().tokenserver, command).await,
         Command::PurgeReplaced(args) => purge(config, args).await,
@@ -125,4 +122,13 @@ async fn purge(mut config: Config, args: admin::PurgeArgs) -> CliResult {
     let storage = syncstorage::build_state(config.storage()).await?;
     let local = LocalStorage(storage.store.clone());
     admin::purge(&config.tokens().tokenserver, args, Some(&local)).await
+}
+
+async fn healthcheck(config: &Config) -> CliResult {
+    if config.port == 0 {
+        return Err("healthcheck needs the port the server listens on (SYNC_PORT)".into());
+    }
+    sync_common::server::healthcheck(&config.host, config.port).await?;
+    println!("healthy");
+    Ok(())
 }
