@@ -12,6 +12,14 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The error for a URL naming a backend this build leaves out.
+    pub fn not_built(self, url: &DatabaseUrl) -> String {
+        format!(
+            "the {} backend is not available in this build (database URL {url})",
+            self.name()
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",

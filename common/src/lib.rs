@@ -14,6 +14,8 @@ pub mod ops;
 pub mod secret;
 /// Serving a router with graceful shutdown.
 pub mod server;
+/// Opening SQLite files and classifying their errors, for both services.
+pub mod sqlite;
 /// Logging set-up.
 pub mod telemetry;
 /// Tokenlib-compatible tokens and derived secrets.

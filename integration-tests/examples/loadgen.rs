@@ -14,6 +14,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use integration_tests::bench::percentile_ms;
+
 use serde_json::{json, Value};
 use support::{Client, TestServer};
 
@@ -28,11 +30,6 @@ fn records(prefix: &str, n: usize) -> Value {
     )
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration, unit: usize) {
     latencies.sort();
     println!(
@@ -40,9 +37,9 @@ fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration, unit: usi
         latencies.len(),
         latencies.len() as f64 / elapsed.as_secs_f64(),
         (latencies.len() * unit) as f64 / elapsed.as_secs_f64(),
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.95),
-        percentile(&latencies, 0.99),
+        percentile_ms(&latencies, 0.50),
+        percentile_ms(&latencies, 0.95),
+        percentile_ms(&latencies, 0.99),
     );
 }
 

@@ -12,16 +12,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use integration_tests::bench::percentile_ms;
+
 use integration_tests::fxa::{access_token, TestKey};
 use integration_tests::sync_client::get_token;
 use sync_common::db_url::DatabaseUrl;
 use sync_common::secret::Secret;
 use tokio::net::TcpListener;
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
 
 fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) {
     latencies.sort();
@@ -29,9 +26,9 @@ fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) {
         "{name:<24} {:>6} requests  {:>7.0} req/s  p50 {:>6.1} ms  p95 {:>6.1} ms  p99 {:>6.1} ms",
         latencies.len(),
         latencies.len() as f64 / elapsed.as_secs_f64(),
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.95),
-        percentile(&latencies, 0.99),
+        percentile_ms(&latencies, 0.50),
+        percentile_ms(&latencies, 0.95),
+        percentile_ms(&latencies, 0.99),
     );
 }
 

@@ -1,8 +1,19 @@
 //! Test support shared by the suites and the all-in-one's end-to-end test:
-//! a local FxA stand-in and a HAWK-signing Sync client.
+//! a local FxA stand-in, a HAWK-signing Sync client, a closed port for
+//! "unreachable" cases, and what the load generators share.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bench;
 pub mod fxa;
 pub mod sync_client;
+
+/// A loopback URL nothing listens on (a port bound, then freed).
+pub fn unreachable_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    format!("http://127.0.0.1:{port}")
+}

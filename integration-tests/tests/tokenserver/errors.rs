@@ -226,14 +226,9 @@ async fn no_node_at_all_is_503_with_retry_after() {
 
 #[tokio::test]
 async fn an_unreachable_fxa_is_503_with_retry_after() {
-    // A port nothing listens on: bind one, then free it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = integration_tests::unreachable_url();
     let ts = TestTokenserver::spawn_with(|c| {
-        c.tokenserver.fxa_oauth_server_url = format!("http://127.0.0.1:{port}");
+        c.tokenserver.fxa_oauth_server_url = closed.clone();
     })
     .await;
     let reply = ts.with_bearer("opaque-token").send().await;

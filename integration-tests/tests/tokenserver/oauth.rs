@@ -104,14 +104,10 @@ async fn known_keys_are_kept_while_fxa_serves_a_broken_jwks() {
 async fn the_jwks_can_come_from_its_own_url() {
     let keys = integration_tests::fxa::FakeFxa::spawn().await;
     let jwks_url = format!("{}/v1/jwks", keys.url);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = integration_tests::unreachable_url();
     let ts = TestTokenserver::spawn_with(|c| {
         // The OAuth server is down; only the key URL answers.
-        c.tokenserver.fxa_oauth_server_url = format!("http://127.0.0.1:{port}");
+        c.tokenserver.fxa_oauth_server_url = closed.clone();
         c.tokenserver.fxa_oauth_jwks_url = Some(jwks_url);
     })
     .await;

@@ -86,12 +86,7 @@ async fn a_purge_deletes_the_replaced_uids_data_on_its_node() {
 
 #[tokio::test]
 async fn records_on_an_unreachable_node_are_kept_unless_data_is_skipped() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead = format!("http://127.0.0.1:{port}");
+    let dead = integration_tests::unreachable_url();
     let ts = TestTokenserver::spawn().await;
     ts.store.add_node(&dead, 10, false, false).await.unwrap();
     let keys = tokenserver::model::user::KeyState {

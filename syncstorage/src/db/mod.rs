@@ -259,12 +259,6 @@ pub async fn open(url: &DatabaseUrl, settings: StoreSettings) -> DbResult<Arc<dy
     match backend {
         #[cfg(feature = "sqlite")]
         Backend::Sqlite => Ok(Arc::new(sqlite::SqliteStore::open(url, settings).await?)),
-        other => Err(DbError::Other(
-            format!(
-                "the {} backend is not available in this build (database URL {url})",
-                other.name()
-            )
-            .into(),
-        )),
+        other => Err(DbError::Other(other.not_built(url).into())),
     }
 }

@@ -7,16 +7,13 @@ mod read;
 mod write;
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::RwLock;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqlitePoolOptions};
 use sqlx::{Sqlite, Transaction};
 use sync_common::db_url::DatabaseUrl;
+use sync_common::sqlite::{self, Failure};
 
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
@@ -43,18 +40,10 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `url`.
     pub async fn open(url: &DatabaseUrl, settings: StoreSettings) -> DbResult<Self> {
-        let options = SqliteConnectOptions::from_str(url.expose())
-            .map_err(|e| DbError::Other(format!("invalid SQLite URL {url}: {e}").into()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_millis(settings.busy_timeout_ms))
-            .foreign_keys(true);
-        let in_memory = url.expose().contains(":memory:") || url.expose().contains("mode=memory");
-        if !in_memory {
-            sync_common::db_url::create_parent_dir(options.get_filename())
-                .map_err(|e| DbError::Other(e.into()))?;
-        }
+        let busy_timeout = Duration::from_millis(settings.busy_timeout_ms);
+        let (options, in_memory) =
+            sqlite::connect_options(url, busy_timeout).map_err(|e| DbError::Other(e.into()))?;
+        let options = options.foreign_keys(true);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -201,23 +190,10 @@ impl SqliteStore {
 /// write conflict (409); a pool timeout, I/O failure or full disk is an
 /// outage (503).
 fn classify(err: sqlx::Error) -> DbError {
-    match &err {
-        sqlx::Error::Database(db) => {
-            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
-            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes.
-            if matches!(code & 0xff, 5 | 6) {
-                DbError::Conflict
-            } else if matches!(code & 0xff, 8 | 10 | 13 | 14) {
-                // READONLY, IOERR, FULL, CANTOPEN: the disk, not the request.
-                DbError::Unavailable(Box::new(err))
-            } else {
-                DbError::Other(Box::new(err))
-            }
-        }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            DbError::Unavailable(Box::new(err))
-        }
-        _ => DbError::Other(Box::new(err)),
+    match sqlite::failure(&err) {
+        Failure::Busy => DbError::Conflict,
+        Failure::Outage => DbError::Unavailable(Box::new(err)),
+        Failure::Other => DbError::Other(Box::new(err)),
     }
 }
 

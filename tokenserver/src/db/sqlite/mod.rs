@@ -5,13 +5,10 @@
 
 mod queries;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sync_common::db_url::{Backend, DatabaseUrl};
 
 use super::{
@@ -33,17 +30,9 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `url`.
     pub async fn open(url: &DatabaseUrl, settings: StoreSettings) -> DbResult<Self> {
-        let options = SqliteConnectOptions::from_str(url.expose())
-            .map_err(|e| DbError::Other(format!("invalid SQLite URL {url}: {e}").into()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_millis(settings.busy_timeout_ms));
-        let in_memory = url.expose().contains(":memory:") || url.expose().contains("mode=memory");
-        if !in_memory {
-            sync_common::db_url::create_parent_dir(options.get_filename())
-                .map_err(|e| DbError::Other(e.into()))?;
-        }
+        let busy_timeout = Duration::from_millis(settings.busy_timeout_ms);
+        let (options, in_memory) = sync_common::sqlite::connect_options(url, busy_timeout)
+            .map_err(|e| DbError::Other(e.into()))?;
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists once per connection.
             .max_connections(if in_memory {

@@ -8,6 +8,7 @@ use crate::db::{now_ms, DbError, DbResult, Node, UserRecord};
 use crate::model::keys::ClientState;
 use crate::model::node::{self, NodeLoad};
 use crate::model::user::KeyState;
+use sync_common::sqlite::Failure;
 
 pub(super) const USER_COLUMNS: &str =
     "SELECT u.uid, u.email, u.generation, u.client_state, u.created_at, \
@@ -218,19 +219,8 @@ pub(super) fn node_row(row: &SqliteRow) -> DbResult<Node> {
 /// A busy database, a pool timeout or an I/O failure is an outage (503);
 /// anything else is a bug or corruption (500).
 pub(super) fn classify(err: sqlx::Error) -> DbError {
-    match &err {
-        sqlx::Error::Database(db) => {
-            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
-            // BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN.
-            if matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14) {
-                DbError::Unavailable(Box::new(err))
-            } else {
-                DbError::Other(Box::new(err))
-            }
-        }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            DbError::Unavailable(Box::new(err))
-        }
-        _ => DbError::Other(Box::new(err)),
+    match sync_common::sqlite::failure(&err) {
+        Failure::Busy | Failure::Outage => DbError::Unavailable(Box::new(err)),
+        Failure::Other => DbError::Other(Box::new(err)),
     }
 }
