@@ -6,10 +6,18 @@ pub mod cli;
 pub mod config;
 /// The database URL setting and backend selection by scheme.
 pub mod db_url;
+/// What a failed database call means, for every backend.
+pub mod failure;
 /// HAWK request verification with replay protection.
 pub mod hawk;
+/// Connecting to MySQL/MariaDB and classifying its errors, for both services.
+#[cfg(feature = "mysql")]
+pub mod mysql;
 /// The Dockerflow endpoints both services share.
 pub mod ops;
+/// Connecting to PostgreSQL and classifying its errors, for both services.
+#[cfg(feature = "postgres")]
+pub mod postgres;
 /// A redacted string type for secrets.
 pub mod secret;
 /// Serving a router with graceful shutdown.

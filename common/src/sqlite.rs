@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 use crate::db_url::{create_parent_dir, DatabaseUrl};
+pub use crate::failure::Failure;
 
 /// Connection options for `url`: created if missing (with its folder), WAL
 /// journal, `synchronous = NORMAL`, and `busy_timeout` for locks held by
@@ -29,19 +30,9 @@ pub fn connect_options(
     Ok((options, in_memory))
 }
 
-/// What a failed SQLite call means for the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// Another writer holds the database (BUSY, LOCKED).
-    Busy,
-    /// The disk or the pool, not the request: read-only, I/O error, full,
-    /// cannot open, pool timed out or closed.
-    Outage,
-    /// Anything else: a bug or corruption.
-    Other,
-}
-
-/// Classifies a driver error (extended result codes included).
+/// What a failed SQLite call means for the request: BUSY and LOCKED
+/// (extended codes included) are another writer; READONLY, IOERR, FULL and
+/// CANTOPEN are the disk.
 pub fn failure(err: &sqlx::Error) -> Failure {
     match err {
         sqlx::Error::Database(db) => {
@@ -52,7 +43,6 @@ pub fn failure(err: &sqlx::Error) -> Failure {
                 _ => Failure::Other,
             }
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => Failure::Outage,
-        _ => Failure::Other,
+        other => Failure::of_connection(other),
     }
 }

@@ -1,0 +1,78 @@
+//! What both services' MySQL/MariaDB backends do alike: connect the same way
+//! and read what a driver error says about the request.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
+use sqlx::Executor;
+
+use crate::db_url::DatabaseUrl;
+pub use crate::failure::Failure;
+
+/// How long a request waits for a connection before the database counts
+/// as down (503): long enough for a busy pool, short enough not to hang.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The isolation level of a pool's sessions.
+#[derive(Debug, Clone, Copy)]
+pub enum Isolation {
+    /// Consistent snapshots for reads.
+    RepeatableRead,
+    /// No gap locks for writers that lock their own rows explicitly, so
+    /// writers of different users never block each other.
+    ReadCommitted,
+}
+
+/// A pool for `url`: utf8mb4, the given isolation, and row-lock waits that
+/// give up after `lock_timeout` (whole seconds, at least one: InnoDB's unit).
+pub async fn pool(
+    url: &DatabaseUrl,
+    max_connections: u32,
+    lock_timeout: Duration,
+    isolation: Isolation,
+) -> Result<MySqlPool, String> {
+    let options = MySqlConnectOptions::from_str(url.expose())
+        .map_err(|e| format!("invalid MySQL URL {url}: {e}"))?
+        .charset("utf8mb4");
+    let wait = lock_timeout.as_secs().max(1);
+    let level = match isolation {
+        Isolation::RepeatableRead => "REPEATABLE READ",
+        Isolation::ReadCommitted => "READ COMMITTED",
+    };
+    let setup = format!(
+        "SET SESSION innodb_lock_wait_timeout = {wait}, \
+         SESSION TRANSACTION ISOLATION LEVEL {level}"
+    );
+    MySqlPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(move |conn, _| {
+            let setup = setup.clone();
+            Box::pin(async move { conn.execute(setup.as_str()).await.map(|_| ()) })
+        })
+        .connect_with(options)
+        .await
+        .map_err(|e| format!("cannot connect to MySQL at {url}: {e}"))
+}
+
+/// Classifies a driver error by MySQL error number.
+pub fn failure(err: &sqlx::Error) -> Failure {
+    let sqlx::Error::Database(db) = err else {
+        return Failure::of_connection(err);
+    };
+    let Some(number) = db
+        .try_downcast_ref::<MySqlDatabaseError>()
+        .map(|e| e.number())
+    else {
+        return Failure::Other;
+    };
+    match number {
+        // lock wait timeout, deadlock
+        1205 | 1213 => Failure::Busy,
+        // disk full, too many connections, shutdown, table full, read-only,
+        // connection killed, out of resources
+        1021 | 1040 | 1041 | 1053 | 1114 | 1290 | 1836 | 1927 | 3024 => Failure::Outage,
+        _ => Failure::Other,
+    }
+}
