@@ -28,3 +28,25 @@ impl Failure {
         }
     }
 }
+
+/// Waits until `pool` hands out a connection, retrying while the database
+/// is unreachable, for at most `timeout`: the start of a service.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) async fn wait_for<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    timeout: std::time::Duration,
+) -> Result<(), sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(()),
+            // The server answered (bad credentials, no such database): final.
+            Err(e @ sqlx::Error::Database(_)) => return Err(e),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "waiting for the database");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
+}

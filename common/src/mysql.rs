@@ -12,7 +12,11 @@ pub use crate::failure::Failure;
 
 /// How long a request waits for a connection before the database counts
 /// as down (503): long enough for a busy pool, short enough not to hang.
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a starting service waits for its database (it may be starting
+/// too, as in a fresh deployment).
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The isolation level of a pool's sessions.
 #[derive(Debug, Clone, Copy)]
@@ -40,20 +44,27 @@ pub async fn pool(
         Isolation::RepeatableRead => "REPEATABLE READ",
         Isolation::ReadCommitted => "READ COMMITTED",
     };
-    let setup = format!(
-        "SET SESSION innodb_lock_wait_timeout = {wait}, \
-         SESSION TRANSACTION ISOLATION LEVEL {level}"
-    );
-    MySqlPoolOptions::new()
+    let setup = [
+        format!("SET SESSION innodb_lock_wait_timeout = {wait}"),
+        format!("SET SESSION TRANSACTION ISOLATION LEVEL {level}"),
+    ];
+    let pool = MySqlPoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(move |conn, _| {
             let setup = setup.clone();
-            Box::pin(async move { conn.execute(setup.as_str()).await.map(|_| ()) })
+            Box::pin(async move {
+                for statement in &setup {
+                    conn.execute(statement.as_str()).await?;
+                }
+                Ok(())
+            })
         })
-        .connect_with(options)
+        .connect_lazy_with(options);
+    crate::failure::wait_for(&pool, STARTUP_TIMEOUT)
         .await
-        .map_err(|e| format!("cannot connect to MySQL at {url}: {e}"))
+        .map_err(|e| format!("cannot connect to MySQL at {url}: {e}"))?;
+    Ok(pool)
 }
 
 /// Classifies a driver error by MySQL error number.
@@ -75,4 +86,27 @@ pub fn failure(err: &sqlx::Error) -> Failure {
         1021 | 1040 | 1041 | 1053 | 1114 | 1290 | 1836 | 1927 | 3024 => Failure::Outage,
         _ => Failure::Other,
     }
+}
+
+/// Applies `migrator` with a server-side lock held, so services starting
+/// together on one database migrate one after another (sqlx's own lock uses
+/// `GET_LOCK(…, -1)`, which MariaDB takes as "do not wait").
+pub async fn migrate(pool: &MySqlPool, migrator: &sqlx::migrate::Migrator) -> Result<(), String> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| format!("cannot connect to migrate: {e}"))?;
+    let locked: Option<i64> =
+        sqlx::query_scalar("SELECT GET_LOCK(CONCAT('sync-migrations-', DATABASE()), 60)")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| format!("cannot lock the database to migrate it: {e}"))?;
+    if locked != Some(1) {
+        return Err("another process held the migration lock for a minute".into());
+    }
+    let result = migrator.run_direct(&mut *conn).await;
+    let _ = sqlx::query("SELECT RELEASE_LOCK(CONCAT('sync-migrations-', DATABASE()))")
+        .execute(&mut *conn)
+        .await;
+    result.map_err(|e| format!("migrations failed: {e}"))
 }

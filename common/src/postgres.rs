@@ -11,7 +11,11 @@ pub use crate::failure::Failure;
 
 /// How long a request waits for a connection before the database counts
 /// as down (503): long enough for a busy pool, short enough not to hang.
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a starting service waits for its database (it may be starting
+/// too, as in a fresh deployment).
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A pool for `url` whose row-lock waits give up after `lock_timeout`
 /// (then the request gets a conflict instead of queueing without end).
@@ -23,12 +27,14 @@ pub async fn pool(
     let options = PgConnectOptions::from_str(url.expose())
         .map_err(|e| format!("invalid PostgreSQL URL {url}: {e}"))?
         .options([("lock_timeout", lock_timeout.as_millis().to_string())]);
-    PgPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_with(options)
+        .connect_lazy_with(options);
+    crate::failure::wait_for(&pool, STARTUP_TIMEOUT)
         .await
-        .map_err(|e| format!("cannot connect to PostgreSQL at {url}: {e}"))
+        .map_err(|e| format!("cannot connect to PostgreSQL at {url}: {e}"))?;
+    Ok(pool)
 }
 
 /// Classifies a driver error by SQLSTATE.

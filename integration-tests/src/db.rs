@@ -51,6 +51,14 @@ impl TestBackend {
         };
         Some(std::env::var(var).unwrap_or_else(|_| default.to_owned()))
     }
+
+    /// The database server's `host:port` (none for SQLite), for a proxy.
+    pub fn server_address(self) -> Option<String> {
+        let url = self.admin_url()?;
+        let rest = &url[url.find("://")? + 3..];
+        let authority = rest.split(['/', '?']).next()?;
+        Some(authority.rsplit('@').next()?.to_owned())
+    }
 }
 
 /// A fresh, empty database for one test; dropped with this value.
@@ -100,6 +108,78 @@ impl TestDb {
     /// The SQLite file, for tests that look at it directly.
     pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
         self.url.strip_prefix("sqlite:").map(Into::into)
+    }
+}
+
+impl TestDb {
+    /// Runs a `SELECT COUNT(*) …` (or any one-BIGINT query) on the database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        match self.backend {
+            TestBackend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+            TestBackend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+            TestBackend::MySql => {
+                let mut conn = sqlx::MySqlConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+        }
+    }
+
+    /// Another process taking a storage user's write lock, as a concurrent
+    /// writer would (SQLite: the database's write lock), until released.
+    pub async fn hold_user_lock(&self, uid: i64) -> HeldLock {
+        match self.backend {
+            TestBackend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                conn.execute("BEGIN IMMEDIATE").await.unwrap();
+                HeldLock::Sqlite(conn)
+            }
+            TestBackend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                conn.execute("BEGIN").await.unwrap();
+                let lock = format!(
+                    "INSERT INTO user_timestamps (userid, modified) VALUES ({uid}, 0) \
+                     ON CONFLICT (userid) DO NOTHING; \
+                     SELECT modified FROM user_timestamps WHERE userid = {uid} FOR UPDATE"
+                );
+                conn.execute(lock.as_str()).await.unwrap();
+                HeldLock::Postgres(conn)
+            }
+            TestBackend::MySql => {
+                let mut conn = sqlx::MySqlConnection::connect(&self.url).await.unwrap();
+                conn.execute("BEGIN").await.unwrap();
+                let lock = format!(
+                    "INSERT INTO user_timestamps (userid, modified) VALUES ({uid}, 0) \
+                     ON DUPLICATE KEY UPDATE modified = modified"
+                );
+                conn.execute(lock.as_str()).await.unwrap();
+                HeldLock::MySql(conn)
+            }
+        }
+    }
+}
+
+/// A connection holding a lock inside an open transaction.
+pub enum HeldLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+    MySql(sqlx::MySqlConnection),
+}
+
+impl HeldLock {
+    /// Rolls the transaction back, releasing the lock.
+    pub async fn release(self) {
+        match self {
+            HeldLock::Sqlite(mut c) => c.execute("ROLLBACK").await.map(|_| ()),
+            HeldLock::Postgres(mut c) => c.execute("ROLLBACK").await.map(|_| ()),
+            HeldLock::MySql(mut c) => c.execute("ROLLBACK").await.map(|_| ()),
+        }
+        .unwrap();
     }
 }
 

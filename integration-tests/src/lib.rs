@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod db;
 pub mod fxa;
+pub mod proxy;
 pub mod sync_client;
 
 /// A loopback URL nothing listens on (a port bound, then freed).

@@ -83,7 +83,8 @@ pub struct PurgeArgs {
 }
 
 /// Opens the database, which must exist: a mistyped path must not
-/// silently create an empty one and answer "no such user".
+/// silently create an empty one and answer "no such user". (A server's
+/// database is never created: connecting to a missing one fails.)
 async fn open(
     settings: &TokenserverConfig,
 ) -> Result<Arc<dyn TokenStore>, Box<dyn std::error::Error>> {

@@ -34,7 +34,8 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TokenserverConfig {
-    /// `sqlite:<path>` (default `sqlite:./data/tokenserver.db`).
+    /// `sqlite:<path>`, `postgres://…` or `mysql://…` (default
+    /// `sqlite:./data/tokenserver.db`).
     pub database_url: DatabaseUrl,
     /// Most open database connections.
     pub database_max_connections: u32,

@@ -202,7 +202,7 @@ async fn expired_rows_are_purged_from_the_database() {
     user.put("/storage/tabs/live", json!({"payload": "y"}))
         .await
         .assert(200);
-    let url = sync_common::db_url::DatabaseUrl::new(format!("sqlite:{}", server.db_path.display()));
+    let url = sync_common::db_url::DatabaseUrl::new(server.db.url.clone());
     let settings = syncstorage::db::StoreSettings {
         quota_bytes: None,
         max_total_records: 100,
@@ -216,12 +216,7 @@ async fn expired_rows_are_purged_from_the_database() {
         .await
         .unwrap();
     assert_eq!(removed, 1);
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", server.db_path.display()))
-        .await
-        .unwrap();
-    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM bsos")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    assert_eq!(ids, ["live"]);
+    assert_eq!(server.db.count("SELECT COUNT(*) FROM bsos").await, 1);
+    let live = "SELECT COUNT(*) FROM bsos WHERE id = 'live'";
+    assert_eq!(server.db.count(live).await, 1);
 }

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashSet};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 use crate::support::{ms_of, Client, TestServer};
 
@@ -74,10 +73,25 @@ async fn writer(user: Client, client: usize, collection: &'static str) -> Vec<Ac
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_lose_nothing_and_timestamps_strictly_increase() {
     let server = TestServer::spawn().await;
+    check_concurrent_writers(&[&server]).await;
+}
+
+/// Two nodes on one database (as two processes behind a load balancer):
+/// the user's writes still serialize, through the database's locks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_sharing_a_database_lose_nothing_and_timestamps_strictly_increase() {
+    let first = TestServer::spawn().await;
+    let second = first.spawn_beside().await;
+    check_concurrent_writers(&[&first, &second]).await;
+}
+
+/// Clients spread over `servers` race to write one user's collections.
+async fn check_concurrent_writers(servers: &[&TestServer]) {
+    let server = servers[0];
     let mut tasks = Vec::new();
     for client in 0..CLIENTS {
         // Each client has its own token, as separate devices would.
-        let user = server.user(7);
+        let user = servers[client % servers.len()].user(7);
         let collection = if client % 4 == 0 {
             "bookmarks"
         } else {
@@ -87,7 +101,12 @@ async fn concurrent_writers_lose_nothing_and_timestamps_strictly_increase() {
     }
     let mut acks = Vec::new();
     for task in tasks {
-        acks.extend(task.await.unwrap());
+        let client_acks = task.await.unwrap();
+        // One client's writes, made one after another, move time forward.
+        for pair in client_acks.windows(2) {
+            assert!(pair[0].modified < pair[1].modified, "time went back");
+        }
+        acks.extend(client_acks);
     }
     assert_eq!(acks.len(), CLIENTS * WRITES_PER_CLIENT);
 
@@ -135,8 +154,8 @@ async fn a_write_blocked_by_another_writer_gets_409_with_retry_after() {
         .await
         .assert(200);
 
-    // Another process holds SQLite's write lock.
-    let mut other = hold_write_lock(&server).await;
+    // Another process holds the user's write lock.
+    let other = server.db.hold_user_lock(1).await;
 
     let blocked = user
         .put("/storage/tabs/a", json!({"payload": "during"}))
@@ -149,7 +168,7 @@ async fn a_write_blocked_by_another_writer_gets_409_with_retry_after() {
         "before"
     );
 
-    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    other.release().await;
     user.put("/storage/tabs/a", json!({"payload": "after"}))
         .await
         .assert(200);
@@ -167,26 +186,15 @@ async fn a_request_over_the_deadline_gets_503_with_retry_after() {
     user.put("/storage/tabs/a", json!({"payload": "w"}))
         .await
         .assert(200);
-    let mut other = hold_write_lock(&server).await;
+    let other = server.db.hold_user_lock(1).await;
 
     // The write waits on the lock longer than the request may take.
     let slow = user.put("/storage/tabs/a", json!({"payload": "x"})).await;
     slow.assert_code(503, 0);
     assert_eq!(slow.header("retry-after").as_deref(), Some("10"));
 
-    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    other.release().await;
     user.put("/storage/tabs/a", json!({"payload": "y"}))
         .await
         .assert(200);
-}
-
-/// Another process taking SQLite's write lock (released by `ROLLBACK`).
-async fn hold_write_lock(server: &TestServer) -> sqlx::SqliteConnection {
-    let url = format!("sqlite:{}", server.db_path.display());
-    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
-    other
 }

@@ -10,6 +10,8 @@ mod bso;
 mod collection;
 mod concurrency;
 mod info;
+mod large;
+mod outage;
 mod paging;
 mod preconditions;
 mod protocol;

@@ -1,27 +1,29 @@
 //! Test support: a real storage node on a random loopback port, and a client
 //! that signs every request with real HAWK credentials from real tokens.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hawk::{Credentials, DigestAlgorithm, Key, PayloadHasher, RequestBuilder};
+use integration_tests::db::TestDb;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::Value;
+use sync_common::db_url::DatabaseUrl;
 use sync_common::secret::Secret;
 use sync_common::token::{MintedToken, TokenPayload, TokenSecrets};
 use syncstorage::Config;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// A running storage node with its own database; stopped on drop.
+/// A running storage node with its own fresh database on the backend
+/// `SYNC_TEST_BACKEND` names; stopped (and the database dropped) on drop.
 pub struct TestServer {
     pub port: u16,
     pub secret: String,
-    pub db_path: PathBuf,
+    pub db: Arc<TestDb>,
     http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
 }
 
 impl TestServer {
@@ -34,15 +36,23 @@ impl TestServer {
         if std::env::var_os("TEST_LOG").is_some() {
             sync_common::telemetry::init(true, "debug");
         }
-        let dir = tempfile::tempdir().unwrap();
-        let db_path = dir.path().join("storage.db");
+        let db = Arc::new(TestDb::fresh("storage").await);
         let secret = hex::encode(rand::random::<[u8; 16]>());
+        Self::start(db, secret, adjust).await
+    }
+
+    /// A second node on this one's database (as another process would be),
+    /// accepting tokens made with the same secret.
+    pub async fn spawn_beside(&self) -> Self {
+        Self::start(self.db.clone(), self.secret.clone(), |_| {}).await
+    }
+
+    async fn start(db: Arc<TestDb>, secret: String, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
             master_secret: Secret::new(secret.clone()),
             ..Config::default()
         };
-        config.syncstorage.database_url =
-            sync_common::db_url::DatabaseUrl::new(format!("sqlite:{}", db_path.display()));
+        config.syncstorage.database_url = DatabaseUrl::new(db.url.clone());
         config.syncstorage.purge_interval_seconds = 0;
         adjust(&mut config);
         // Bound before the server starts: requests queue instead of failing.
@@ -60,10 +70,9 @@ impl TestServer {
         Self {
             port,
             secret,
-            db_path,
+            db,
             http: reqwest::Client::new(),
             shutdown: Some(tx),
-            _dir: dir,
         }
     }
 

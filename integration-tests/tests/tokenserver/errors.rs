@@ -1,7 +1,7 @@
 //! Every row of the spec's error table, body for body.
 
+use integration_tests::db::TestBackend;
 use integration_tests::fxa::{access_claims, access_token, TestKey};
-use sqlx::Connection;
 
 use crate::support::{TestTokenserver, TokenRequest};
 
@@ -256,19 +256,10 @@ async fn a_slow_fxa_is_503_after_the_timeout_not_a_hang() {
 
 #[tokio::test]
 async fn a_database_failure_is_500_without_details() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("broken.db");
-    let url = format!("sqlite:{}", db.display());
-    let ts = TestTokenserver::spawn_with(|c| {
-        c.tokenserver.database_url = sync_common::db_url::DatabaseUrl::new(url.clone());
-    })
-    .await;
+    let ts = TestTokenserver::spawn().await;
     // Someone breaks the schema under the running server.
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::query("ALTER TABLE users RENAME TO users_gone")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let mut db = ts.connect_db().await;
+    db.execute("ALTER TABLE users RENAME TO users_gone").await;
     let reply = ts.request("u", Some(1), "1-qqo").send().await;
     reply.assert_error(500, "internal-error", "internal", "", "Server error");
     assert!(
@@ -280,22 +271,19 @@ async fn a_database_failure_is_500_without_details() {
 
 #[tokio::test]
 async fn a_database_locked_elsewhere_is_503_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("locked.db").display());
-    let ts = TestTokenserver::spawn_with(|c| {
-        c.tokenserver.database_url = sync_common::db_url::DatabaseUrl::new(url.clone());
-        c.tokenserver.database_busy_timeout_ms = 100;
-    })
-    .await;
-    // Another process holds the write lock.
-    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let ts = TestTokenserver::spawn_with(|c| c.tokenserver.database_busy_timeout_ms = 100).await;
+    // Another process holds what allocating a user needs: SQLite's write
+    // lock, or the service row every allocation locks on the servers
+    // (MySQL waits whole seconds, at least one).
+    let mut other = ts.connect_db().await;
+    let lock = match ts.backend() {
+        TestBackend::Sqlite => "BEGIN IMMEDIATE",
+        TestBackend::Postgres | TestBackend::MySql => "BEGIN; SELECT id FROM services FOR UPDATE",
+    };
+    other.execute(lock).await;
     let reply = ts.request("locked-out", Some(1), "1-qqo").send().await;
     reply.assert_error(503, "error", "body", "", "Resource is not available");
     assert_eq!(reply.header("retry-after").as_deref(), Some("10"));
-    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    other.execute("ROLLBACK").await;
     ts.request("locked-out", Some(1), "1-qqo").send().await.ok();
 }

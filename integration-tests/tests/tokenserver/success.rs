@@ -15,6 +15,8 @@ async fn a_new_user_gets_credentials_for_the_node() {
     assert_eq!(body["api_endpoint"], format!("{NODE}/1.5/{uid}"));
     assert_eq!(body["duration"], 3600);
     assert_eq!(body["hashalg"], "sha256");
+    // The storage nodes' backend, a setting (`sqlite` by default) that
+    // does not follow the tokenserver's own database.
     assert_eq!(body["node_type"], "sqlite");
     let keys: Vec<&str> = body
         .as_object()

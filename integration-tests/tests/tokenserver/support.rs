@@ -1,9 +1,12 @@
-//! A tokenserver on a loopback port, its database, and a request builder.
+//! A tokenserver on a loopback port, its database (a fresh one on the
+//! backend `SYNC_TEST_BACKEND` names), and a request builder.
 
 use std::sync::Arc;
 
+use integration_tests::db::{TestBackend, TestDb};
 use integration_tests::fxa::{access_token, FakeFxa};
 use integration_tests::sync_client::Reply;
+use sqlx::{Connection, Executor, Row};
 use sync_common::db_url::DatabaseUrl;
 use sync_common::secret::Secret;
 use tokenserver::db::{TokenStore, UserRecord};
@@ -20,8 +23,12 @@ pub struct TestTokenserver {
     pub secret: String,
     pub fxa: FakeFxa,
     pub store: Arc<dyn TokenStore>,
+    /// The database's URL, for a second server or a raw connection.
+    pub database_url: DatabaseUrl,
     shutdown: Option<oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
+    /// Dropped last: the server and the store are gone by then. `None`
+    /// for a server beside another, which owns the database.
+    db: Option<TestDb>,
 }
 
 impl TestTokenserver {
@@ -31,19 +38,39 @@ impl TestTokenserver {
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_on(TestDb::fresh("ts").await, adjust).await
+    }
+
+    /// On a database the test prepared.
+    pub async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Self {
+        let url = DatabaseUrl::new(db.url.clone());
+        let secret = hex::encode(rand::random::<[u8; 16]>());
+        Self::start(url, secret, Some(db), adjust).await
+    }
+
+    /// Another server on `other`'s database and master secret, as a
+    /// second process of the same deployment would be.
+    pub async fn spawn_beside(other: &TestTokenserver) -> Self {
+        let url = other.database_url.clone();
+        Self::start(url, other.secret.clone(), None, |_| {}).await
+    }
+
+    async fn start(
+        database_url: DatabaseUrl,
+        secret: String,
+        db: Option<TestDb>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         if std::env::var_os("TEST_LOG").is_some() {
             sync_common::telemetry::init(true, "debug");
         }
         let fxa = FakeFxa::spawn().await;
-        let dir = tempfile::tempdir().unwrap();
-        let db_path = dir.path().join("tokenserver.db");
-        let secret = hex::encode(rand::random::<[u8; 16]>());
         let mut config = Config {
-            master_secret: Secret::new(secret.clone()),
+            master_secret: Secret::new(secret),
             ..Config::default()
         };
         let ts = &mut config.tokenserver;
-        ts.database_url = DatabaseUrl::new(format!("sqlite:{}", db_path.display()));
+        ts.database_url = database_url;
         ts.fxa_oauth_server_url = fxa.url.clone();
         ts.fxa_oauth_request_timeout = 2;
         ts.init_node_url = Some(NODE.into());
@@ -74,9 +101,23 @@ impl TestTokenserver {
             secret,
             fxa,
             store,
+            database_url,
             shutdown: Some(tx),
-            _dir: dir,
+            db,
         }
+    }
+
+    /// The backend the server runs on.
+    pub fn backend(&self) -> TestBackend {
+        self.db
+            .as_ref()
+            .map_or_else(TestBackend::from_env, |db| db.backend)
+    }
+
+    /// A connection of the test's own to the server's database, as another
+    /// process (or an operator) would have.
+    pub async fn connect_db(&self) -> RawConnection {
+        RawConnection::open(self.backend(), self.database_url.expose()).await
     }
 
     /// A token request with a JWT for `fxa_uid` at `generation`.
@@ -106,6 +147,60 @@ impl Drop for TestTokenserver {
             let _ = tx.send(());
         }
     }
+}
+
+/// A connection to a test server's database, on whichever backend it is.
+pub enum RawConnection {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+    MySql(sqlx::MySqlConnection),
+}
+
+impl RawConnection {
+    pub async fn open(backend: TestBackend, url: &str) -> Self {
+        match backend {
+            TestBackend::Sqlite => {
+                RawConnection::Sqlite(sqlx::SqliteConnection::connect(url).await.unwrap())
+            }
+            TestBackend::Postgres => {
+                RawConnection::Postgres(sqlx::PgConnection::connect(url).await.unwrap())
+            }
+            TestBackend::MySql => {
+                RawConnection::MySql(sqlx::MySqlConnection::connect(url).await.unwrap())
+            }
+        }
+    }
+
+    /// Runs `sql` (one or more statements, no parameters).
+    pub async fn execute(&mut self, sql: &str) {
+        match self {
+            RawConnection::Sqlite(c) => c.execute(sql).await.map(drop),
+            RawConnection::Postgres(c) => c.execute(sql).await.map(drop),
+            RawConnection::MySql(c) => c.execute(sql).await.map(drop),
+        }
+        .unwrap();
+    }
+
+    /// The first column of every row `sql` returns, as text (cast it).
+    pub async fn strings(&mut self, sql: &str) -> Vec<String> {
+        match self {
+            RawConnection::Sqlite(c) => first_column(sqlx::query(sql).fetch_all(c).await),
+            RawConnection::Postgres(c) => first_column(sqlx::query(sql).fetch_all(c).await),
+            RawConnection::MySql(c) => first_column(sqlx::query(sql).fetch_all(c).await),
+        }
+    }
+}
+
+fn first_column<R>(rows: Result<Vec<R>, sqlx::Error>) -> Vec<String>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.unwrap()
+        .iter()
+        .map(|row| row.try_get::<String, _>(0).unwrap())
+        .collect()
 }
 
 /// A `GET /1.0/sync/1.5` being built.

@@ -169,6 +169,63 @@ async fn racing_key_resets_share_one_new_uid() {
     assert_eq!(ts.records("reset").await.len(), 2);
 }
 
+#[tokio::test]
+async fn racing_first_requests_on_two_servers_share_one_uid() {
+    // Two servers on one database: two pools, as two processes have.
+    let one = TestTokenserver::spawn().await;
+    let two = TestTokenserver::spawn_beside(&one).await;
+    let requests = (0..16).map(|i| {
+        let ts = if i % 2 == 0 { &one } else { &two };
+        ts.request("twin", Some(1), "1-qqo").send()
+    });
+    let replies = futures_join_all(requests).await;
+    let uids: std::collections::BTreeSet<i64> = replies
+        .iter()
+        .map(|r| r.ok()["uid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(uids.len(), 1, "every racer got the same uid: {uids:?}");
+    assert_eq!(one.records("twin").await.len(), 1);
+    let node = &one.store.nodes().await.unwrap()[0];
+    assert_eq!(node.current_load, 1, "one user, counted once");
+}
+
+#[tokio::test]
+async fn concurrent_new_users_on_two_servers_are_all_counted() {
+    let one = TestTokenserver::spawn().await;
+    let two = TestTokenserver::spawn_beside(&one).await;
+    let requests = (0..24).map(|i| {
+        let ts = if i % 2 == 0 { &one } else { &two };
+        ts.request(&format!("crowd-{i}"), Some(1), "1-qqo").send()
+    });
+    let replies = futures_join_all(requests).await;
+    let uids: std::collections::BTreeSet<i64> = replies
+        .iter()
+        .map(|r| r.ok()["uid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(uids.len(), 24, "a uid each");
+    // No allocation worked from a stale load: every one is counted.
+    let node = &one.store.nodes().await.unwrap()[0];
+    assert_eq!((node.current_load, node.available), (24, 100 - 24));
+}
+
+#[tokio::test]
+async fn reserved_uids_are_never_handed_out() {
+    let ts = TestTokenserver::spawn().await;
+    let before = ts.request("early", Some(1), "1-qqo").send().await.ok();
+    assert!(before["uid"].as_i64().unwrap() < 1000);
+    // A storage database holds data up to uid 1000.
+    assert!(ts.store.reserve_uids_through(1000).await.unwrap());
+    let after = ts.request("late", Some(1), "1-qqo").send().await.ok();
+    let uid = after["uid"].as_i64().unwrap();
+    assert!(uid > 1000, "a reserved uid was handed out: {uid}");
+    // Reserving what is already behind moves nothing.
+    assert!(!ts.store.reserve_uids_through(500).await.unwrap());
+    assert!(!ts.store.reserve_uids_through(uid).await.unwrap());
+    assert!(ts.store.reserve_uids_through(uid + 10).await.unwrap());
+    let last = ts.request("later", Some(1), "1-qqo").send().await.ok();
+    assert!(last["uid"].as_i64().unwrap() > uid + 10);
+}
+
 /// Runs the futures concurrently on this runtime.
 async fn futures_join_all<F: std::future::Future + Send + 'static>(
     futures: impl Iterator<Item = F>,

@@ -13,8 +13,15 @@ use crate::model::paging::{BsoQuery, Page};
 use crate::model::precondition::{Precondition, Unmet};
 use crate::model::timestamp::SyncTimestamp;
 
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod session;
+mod sql_session;
 #[cfg(feature = "sqlite")]
-pub mod sqlite;
+mod sqlite;
+mod store;
 
 /// A storage user id (the `uid` of the token and the URL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -256,9 +263,15 @@ pub trait SyncStore: Send + Sync {
 /// This is the only place that chooses a backend.
 pub async fn open(url: &DatabaseUrl, settings: StoreSettings) -> DbResult<Arc<dyn SyncStore>> {
     let backend = url.backend().map_err(|e| DbError::Other(e.into()))?;
-    match backend {
+    let db: Box<dyn session::Connector> = match backend {
         #[cfg(feature = "sqlite")]
-        Backend::Sqlite => Ok(Arc::new(sqlite::SqliteStore::open(url, settings).await?)),
-        other => Err(DbError::Other(other.not_built(url).into())),
-    }
+        Backend::Sqlite => Box::new(sqlite::SqliteDb::open(url, &settings).await?),
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => Box::new(postgres::PostgresDb::open(url, &settings).await?),
+        #[cfg(feature = "mysql")]
+        Backend::MySql => Box::new(mysql::MySqlDb::open(url, &settings).await?),
+        #[allow(unreachable_patterns)]
+        other => return Err(DbError::Other(other.not_built(url).into())),
+    };
+    Ok(Arc::new(store::SqlStore::new(db, settings)))
 }

@@ -1,7 +1,9 @@
 //! Users and nodes behind one trait, in Mozilla's `services`/`nodes`/`users`
 //! schema. Each method is one unit of work (one transaction); the rules
-//! they apply (which node, what may change) live in [`crate::model`], so
-//! backends differ only in SQL.
+//! they apply (which node, what may change) live in [`crate::model`], the
+//! transaction scripts once in `store`, so backends differ only in SQL
+//! (the steps of their `session::Session`) and in how they keep
+//! transactions apart (SQLite's single writer, the servers' row locks).
 
 use std::sync::Arc;
 
@@ -11,8 +13,17 @@ use sync_common::db_url::{Backend, DatabaseUrl};
 use crate::model::keys::ClientState;
 use crate::model::user::KeyState;
 
+/// The seam between the scripts and a backend's SQL.
+mod session;
+/// The operations as transaction scripts, for every backend.
+mod store;
+
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
-pub mod sqlite;
+mod sqlite;
 
 /// The service every record belongs to.
 pub const SYNC_SERVICE: &str = "sync-1.5";
@@ -179,8 +190,9 @@ pub trait TokenStore: Send + Sync {
 pub struct StoreSettings {
     /// Most open connections.
     pub max_connections: u32,
-    /// How long a write waits for a database locked elsewhere before the
-    /// request gets 503.
+    /// How long a write waits for a lock held elsewhere (SQLite: the
+    /// database's; PostgreSQL and MySQL: a row's, MySQL in whole seconds)
+    /// before the request gets 503.
     pub busy_timeout_ms: u64,
 }
 
@@ -193,15 +205,26 @@ impl Default for StoreSettings {
     }
 }
 
-/// Opens the database named by `url`, creating and migrating it as needed.
+/// Opens the database named by `url` and applies its dialect's migrations
+/// (an SQLite file is created if missing; a server's database must exist).
 /// This is the only place that chooses a backend.
 pub async fn open(url: &DatabaseUrl, settings: StoreSettings) -> DbResult<Arc<dyn TokenStore>> {
     let backend = url.backend().map_err(|e| DbError::Other(e.into()))?;
-    match backend {
+    let store: store::SqlStore = match backend {
         #[cfg(feature = "sqlite")]
-        Backend::Sqlite => Ok(Arc::new(sqlite::SqliteStore::open(url, settings).await?)),
-        other => Err(DbError::Other(other.not_built(url).into())),
-    }
+        Backend::Sqlite => {
+            store::SqlStore::new(sqlite::SqliteConnector::open(url, settings).await?)
+        }
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => {
+            store::SqlStore::new(postgres::PgConnector::open(url, settings).await?)
+        }
+        #[cfg(feature = "mysql")]
+        Backend::MySql => store::SqlStore::new(mysql::MySqlConnector::open(url, settings).await?),
+        #[allow(unreachable_patterns)]
+        other => return Err(DbError::Other(other.not_built(url).into())),
+    };
+    Ok(Arc::new(store))
 }
 
 /// Milliseconds since the epoch, as the schema stores times.

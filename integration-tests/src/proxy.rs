@@ -1,0 +1,78 @@
+//! A TCP proxy in front of a database server that a test can cut and
+//! restore: an outage of the database as the service sees it (connections
+//! reset, new ones refused), without stopping a server other tests share.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    upstream: String,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<AbortHandle>>>,
+    accept: AbortHandle,
+}
+
+impl Proxy {
+    /// Listens on a free loopback port and forwards to `upstream` (host:port).
+    pub async fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let (to, is_up, open) = (upstream.to_owned(), up.clone(), links.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if !is_up.load(Ordering::SeqCst) {
+                    drop(client); // refused: the database is "down"
+                    continue;
+                }
+                let to = to.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&to).await {
+                        let mut client = client;
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                open.lock().unwrap().push(link.abort_handle());
+            }
+        })
+        .abort_handle();
+        Self {
+            addr,
+            upstream: upstream.to_owned(),
+            up,
+            links,
+            accept,
+        }
+    }
+
+    /// `url` with its `host:port` (the upstream's) replaced by the proxy's.
+    pub fn route(&self, url: &str) -> String {
+        url.replacen(&self.upstream, &self.addr.to_string(), 1)
+    }
+
+    /// The database goes away: open connections are reset, new ones dropped.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    /// The database is back.
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}

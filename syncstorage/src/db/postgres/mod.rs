@@ -1,0 +1,162 @@
+//! The PostgreSQL backend. Readers run in `REPEATABLE READ READ ONLY`
+//! transactions (one snapshot per request); writers run in `READ COMMITTED`
+//! and first lock the user's `user_timestamps` row, so one user's writes
+//! serialize across connections and processes while other users' writes
+//! proceed. A lock wait longer than the busy timeout gives up (409).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgPool;
+use sync_common::db_url::{Backend, DatabaseUrl};
+use sync_common::postgres::{self, Failure};
+
+use super::session::{Connector, Session};
+use super::sql_session::sql_session;
+use super::{DbError, DbResult, StoreSettings, Uid};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+mod sql {
+    /// `(key, id) < ($1, $2)` seeks in the paging indexes.
+    pub const ROW_VALUES: bool = true;
+    /// Read by position: id, modified, payload, sortindex, expiry.
+    pub const SELECT_BSOS: &str = "SELECT id, modified, payload, sortindex, expiry FROM bsos";
+    pub const SELECT_BSOS_NO_PAYLOAD: &str =
+        "SELECT id, modified, '' AS payload, sortindex, expiry FROM bsos";
+    pub const LOCK_USER: &[&str] = &[
+        "INSERT INTO user_timestamps (userid, modified) VALUES ($1, 0) \
+         ON CONFLICT (userid) DO NOTHING",
+        "SELECT modified FROM user_timestamps WHERE userid = $1 FOR UPDATE",
+    ];
+    pub const COLLECTION_ID: &str = "SELECT id FROM collections WHERE name = $1";
+    /// The identity starts at 101: custom collections follow Mozilla's ids.
+    pub const CREATE_COLLECTION: &str =
+        "INSERT INTO collections (name) VALUES ($1) ON CONFLICT (name) DO NOTHING";
+    pub const USER_TIMESTAMP: &str = "SELECT modified FROM user_timestamps WHERE userid = $1";
+    pub const COLLECTION_TIMESTAMP: &str =
+        "SELECT modified FROM user_collections WHERE userid = $1 AND collection = $2";
+    pub const COLLECTION_TIMESTAMPS: &str = "SELECT c.name, uc.modified FROM user_collections uc \
+         JOIN collections c ON c.id = uc.collection WHERE uc.userid = $1";
+    pub const TOUCH_USER: &str = "INSERT INTO user_timestamps (userid, modified) VALUES ($1, $2) \
+         ON CONFLICT (userid) DO UPDATE SET modified = excluded.modified";
+    pub const TOUCH_COLLECTION: &str =
+        "INSERT INTO user_collections (userid, collection, modified) VALUES ($1, $2, $3) \
+         ON CONFLICT (userid, collection) DO UPDATE SET modified = excluded.modified";
+    pub const COLLECTION_COUNTS: &str = "SELECT c.name, COUNT(*) FROM bsos b \
+         JOIN collections c ON c.id = b.collection \
+         WHERE b.userid = $1 AND b.expiry > $2 GROUP BY c.name";
+    pub const COLLECTION_BYTES: &str =
+        "SELECT c.name, CAST(SUM(b.payload_size) AS BIGINT) FROM bsos b \
+         JOIN collections c ON c.id = b.collection \
+         WHERE b.userid = $1 AND b.expiry > $2 GROUP BY c.name";
+    pub const USER_USAGE: &str = "SELECT CAST(COALESCE(SUM(payload_size), 0) AS BIGINT) \
+         FROM bsos WHERE userid = $1 AND expiry > $2";
+    pub const STAGED_BYTES: &str = "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM batches \
+         WHERE userid = $1 AND expiry > $2 AND id <> $3";
+    pub const LIVE_BSO: &str = "SELECT id, modified, payload, sortindex, expiry FROM bsos \
+         WHERE userid = $1 AND collection = $2 AND id = $3 AND expiry > $4";
+    pub const UPSERT_BSOS_SUFFIX: &str = " ON CONFLICT (userid, collection, id) DO UPDATE SET \
+         sortindex = excluded.sortindex, payload = excluded.payload, \
+         payload_size = excluded.payload_size, modified = excluded.modified, \
+         expiry = excluded.expiry";
+    pub const DELETE_COLLECTION: &[&str] = &[
+        "DELETE FROM bsos WHERE userid = $1 AND collection = $2",
+        "DELETE FROM user_collections WHERE userid = $1 AND collection = $2",
+        "DELETE FROM batches WHERE userid = $1 AND collection = $2",
+    ];
+    pub const DELETE_USER_DATA: &[&str] = &[
+        "DELETE FROM bsos WHERE userid = $1",
+        "DELETE FROM user_collections WHERE userid = $1",
+        "DELETE FROM batches WHERE userid = $1",
+    ];
+    pub const FORGET_USER: &[&str] = &["DELETE FROM user_timestamps WHERE userid = $1"];
+    pub const INSERT_BATCH: &str =
+        "INSERT INTO batches (id, userid, collection, expiry, records, bytes) \
+         VALUES ($1, $2, $3, $4, $5, $6)";
+    pub const FIND_BATCH: &str = "SELECT records, bytes FROM batches \
+         WHERE id = $1 AND userid = $2 AND collection = $3 AND expiry > $4";
+    pub const UPDATE_BATCH: &str = "UPDATE batches SET records = $1, bytes = $2 WHERE id = $3";
+    /// Newest first.
+    pub const BATCH_IDS: &str = "SELECT id FROM batches WHERE userid = $1 ORDER BY opened DESC";
+    pub const STAGED_ITEMS: &str = "SELECT item FROM batch_items WHERE batch = $1 ORDER BY seq";
+    /// Each binds (now, limit); the expiry indexes find the rows.
+    pub const PURGE: &[&str] = &[
+        "DELETE FROM bsos WHERE ctid = ANY(ARRAY(\
+         SELECT ctid FROM bsos WHERE expiry <= $1 LIMIT $2))",
+        "DELETE FROM batches WHERE id IN (SELECT id FROM batches WHERE expiry <= $1 LIMIT $2)",
+    ];
+    pub const HIGHEST_UID: &str = "SELECT MAX(uid) FROM (\
+         SELECT MAX(userid) AS uid FROM user_timestamps \
+         UNION ALL SELECT MAX(userid) FROM bsos UNION ALL SELECT MAX(userid) FROM batches) AS uids";
+}
+
+sql_session!(PgSession, sqlx::Postgres, sql, classify);
+
+/// SyncStorage on a PostgreSQL database.
+pub struct PostgresDb {
+    pool: PgPool,
+}
+
+impl PostgresDb {
+    /// Connects and applies the migrations.
+    pub async fn open(url: &DatabaseUrl, settings: &StoreSettings) -> DbResult<Self> {
+        let lock_timeout = Duration::from_millis(settings.busy_timeout_ms);
+        let pool = postgres::pool(url, settings.max_connections, lock_timeout)
+            .await
+            .map_err(|e| DbError::Unavailable(e.into()))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| DbError::Other(Box::new(e)))?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Connector for PostgresDb {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn read(&self) -> DbResult<Box<dyn Session>> {
+        let tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(classify)?;
+        Ok(PgSession::new(tx))
+    }
+
+    async fn write(&self, uid: Option<Uid>) -> DbResult<Box<dyn Session>> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        if let Some(uid) = uid {
+            for statement in sql::LOCK_USER {
+                sqlx::query(statement)
+                    .bind(uid.as_db())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+            }
+        }
+        Ok(PgSession::new(tx))
+    }
+
+    async fn check(&self) -> DbResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+}
+
+/// Lock timeouts, deadlocks and serialization failures are conflicts (409);
+/// a lost connection, a full pool or a server shutting down is an outage (503).
+fn classify(err: sqlx::Error) -> DbError {
+    match postgres::failure(&err) {
+        Failure::Busy => DbError::Conflict,
+        Failure::Outage => DbError::Unavailable(Box::new(err)),
+        Failure::Other => DbError::Other(Box::new(err)),
+    }
+}

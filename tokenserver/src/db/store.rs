@@ -1,0 +1,255 @@
+//! The store's operations as transaction scripts, written once for every
+//! backend over [`Connector`] and [`Session`]: which records win a race,
+//! which node a user gets, what one transaction covers. The backends only
+//! say how each step is spelled.
+
+use async_trait::async_trait;
+use sync_common::db_url::Backend;
+
+use super::session::{Connector, Session};
+use super::{now_ms, DbError, DbResult, Node, NodeUpdate, TokenStore, UserHistory, UserRecord};
+use crate::model::keys::ClientState;
+use crate::model::node::{self, NodeLoad};
+use crate::model::user::KeyState;
+
+/// A [`TokenStore`] on any SQL backend.
+pub struct SqlStore {
+    db: Box<dyn Connector>,
+}
+
+impl SqlStore {
+    pub fn new(db: impl Connector + 'static) -> Self {
+        Self { db: Box::new(db) }
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqlStore {
+    fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    async fn check(&self) -> DbResult<()> {
+        self.db.plain().await?.check().await
+    }
+
+    async fn user(&self, email: &str) -> DbResult<Option<UserHistory>> {
+        let mut conn = self.db.plain().await?;
+        let records = conn.records(email).await?;
+        let Some((current, older)) = records.split_first() else {
+            return Ok(None);
+        };
+        if older.iter().any(|r| r.replaced_at.is_none()) {
+            // A race left two live records: the older ones lose.
+            conn.replace_others(email, current.uid, current.created_at)
+                .await?;
+        }
+        let mut old_client_states: Vec<ClientState> = Vec::new();
+        for state in older.iter().map(|r| &r.keys.client_state) {
+            if *state != current.keys.client_state && !old_client_states.contains(state) {
+                old_client_states.push(state.clone());
+            }
+        }
+        Ok(Some(UserHistory {
+            current: current.clone(),
+            old_client_states,
+        }))
+    }
+
+    async fn user_records(&self, email: &str) -> DbResult<Vec<UserRecord>> {
+        self.db.plain().await?.records(email).await
+    }
+
+    async fn allocate_user(
+        &self,
+        email: &str,
+        keys: &KeyState,
+        node: Option<&str>,
+        replacing: Option<i64>,
+        release_rate: f64,
+    ) -> DbResult<UserRecord> {
+        let mut tx = self.db.write().await?;
+        // Nodes before the user, in every script: no two wait on each other.
+        // The lock on nodes also keeps racing first requests (no rows to
+        // lock yet) apart: the later ones find the first one's record.
+        tx.lock_nodes().await?;
+        tx.lock_user(email).await?;
+        if let Some(winner) = live_record(tx.as_mut(), email).await? {
+            if Some(winner.uid) != replacing {
+                return Ok(winner);
+            }
+        }
+        let node_id = match node {
+            Some(url) => node_named(tx.as_mut(), url).await?.id,
+            None => best_node(tx.as_mut(), release_rate).await?,
+        };
+        tx.add_load(node_id).await?;
+        let now = now_ms();
+        tx.replace_live(email, now).await?;
+        let uid = tx.insert_user(email, keys, node_id, now).await?;
+        let record = tx.record(uid).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn replace_keys(&self, current: &UserRecord, keys: &KeyState) -> DbResult<UserRecord> {
+        let mut tx = self.db.write().await?;
+        // Stays on the current node: nodes need no lock.
+        tx.lock_user(&current.email).await?;
+        if let Some(winner) = live_record(tx.as_mut(), &current.email).await? {
+            if winner.uid != current.uid && winner.keys.client_state == keys.client_state {
+                return Ok(winner);
+            }
+        }
+        let now = now_ms();
+        tx.replace_live(&current.email, now).await?;
+        let uid = tx
+            .insert_user(&current.email, keys, current.node_id, now)
+            .await?;
+        let record = tx.record(uid).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn raise_keys(&self, uid: i64, keys: &KeyState) -> DbResult<()> {
+        self.db.plain().await?.raise_keys(uid, keys).await
+    }
+
+    async fn raise_generation(&self, email: &str, generation: i64) -> DbResult<u64> {
+        self.db
+            .plain()
+            .await?
+            .raise_generation(email, generation)
+            .await
+    }
+
+    async fn retire_user(&self, email: &str) -> DbResult<u64> {
+        self.db.plain().await?.retire(email, now_ms()).await
+    }
+
+    async fn nodes(&self) -> DbResult<Vec<Node>> {
+        self.db.plain().await?.nodes().await
+    }
+
+    async fn add_node(
+        &self,
+        url: &str,
+        capacity: i64,
+        downed: bool,
+        backoff: bool,
+    ) -> DbResult<Node> {
+        let mut tx = self.db.write().await?;
+        tx.lock_nodes().await?;
+        if tx.node(url).await?.is_some() {
+            return Err(DbError::Invalid(format!("node {url} already exists")));
+        }
+        tx.insert_node(url, capacity, downed, backoff).await?;
+        let node = node_named(tx.as_mut(), url).await?;
+        tx.commit().await?;
+        Ok(node)
+    }
+
+    async fn update_node(&self, url: &str, update: &NodeUpdate) -> DbResult<Node> {
+        let mut tx = self.db.write().await?;
+        tx.lock_nodes().await?;
+        let node = node_named(tx.as_mut(), url).await?;
+        if let Some(new_url) = update.node.as_deref().filter(|u| *u != url) {
+            if tx.node(new_url).await?.is_some() {
+                return Err(DbError::Invalid(format!("node {new_url} already exists")));
+            }
+        }
+        tx.update_node(node.id, update).await?;
+        let url = update.node.as_deref().unwrap_or(url);
+        let node = node_named(tx.as_mut(), url).await?;
+        tx.commit().await?;
+        Ok(node)
+    }
+
+    async fn unassign_node(&self, url: &str) -> DbResult<u64> {
+        let mut tx = self.db.write().await?;
+        tx.lock_nodes().await?;
+        let node = node_named(tx.as_mut(), url).await?;
+        let moved = tx.unassign(node.id, now_ms()).await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn remove_node(&self, url: &str) -> DbResult<u64> {
+        let mut tx = self.db.write().await?;
+        tx.lock_nodes().await?;
+        let node = node_named(tx.as_mut(), url).await?;
+        let moved = tx.unassign(node.id, now_ms()).await?;
+        tx.delete_node(node.id).await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn count_users(&self, node: Option<&str>) -> DbResult<u64> {
+        let mut conn = self.db.plain().await?;
+        match node {
+            // On a node: the users with a live record there.
+            Some(url) => {
+                let id = node_named(conn.as_mut(), url).await?.id;
+                conn.count_on_node(id).await
+            }
+            // Overall: every account not deleted (a deleted account has a
+            // retired record; users waiting to move after a drain count).
+            None => conn.count_accounts().await,
+        }
+    }
+
+    async fn replaced_records(&self, before_ms: i64, limit: u64) -> DbResult<Vec<UserRecord>> {
+        self.db
+            .plain()
+            .await?
+            .replaced_records(before_ms, limit)
+            .await
+    }
+
+    async fn reserve_uids_through(&self, uid: i64) -> DbResult<bool> {
+        self.db.reserve_uids_through(uid).await
+    }
+
+    async fn delete_record(&self, uid: i64) -> DbResult<()> {
+        self.db.plain().await?.delete_record(uid).await
+    }
+}
+
+/// The newest live record of `email`, if any.
+async fn live_record(conn: &mut dyn Session, email: &str) -> DbResult<Option<UserRecord>> {
+    let records = conn.records(email).await?;
+    Ok(records.into_iter().find(|r| r.replaced_at.is_none()))
+}
+
+async fn node_named(conn: &mut dyn Session, url: &str) -> DbResult<Node> {
+    conn.node(url)
+        .await?
+        .ok_or_else(|| DbError::NotFound(format!("no node {url}")))
+}
+
+/// The best node for a new user, releasing capacity if none has room.
+async fn best_node(conn: &mut dyn Session, release_rate: f64) -> DbResult<i64> {
+    let loads = node_loads(conn).await?;
+    if let Some(id) = node::pick(&loads) {
+        return Ok(id);
+    }
+    for (id, available) in node::release(&loads, release_rate) {
+        conn.set_available(id, available).await?;
+    }
+    node::pick(&node_loads(conn).await?).ok_or(DbError::NoNode)
+}
+
+async fn node_loads(conn: &mut dyn Session) -> DbResult<Vec<NodeLoad>> {
+    let nodes = conn.nodes().await?;
+    Ok(nodes
+        .into_iter()
+        .map(|n| NodeLoad {
+            id: n.id,
+            available: n.available,
+            current_load: n.current_load,
+            capacity: n.capacity,
+            downed: n.downed,
+            backoff: n.backoff,
+        })
+        .collect())
+}
