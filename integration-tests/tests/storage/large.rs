@@ -96,9 +96,10 @@ async fn fill_history(server: &TestServer) -> Vec<Row> {
             let sortindex = (n % 7 != 0).then(|| (n % 500) as i32 - 250);
             writes.push(BsoInput {
                 id: BsoId::parse(&format!("h{:06x}", n.wrapping_mul(7919) % 1_000_003)).unwrap(),
-                sortindex: sortindex.map_or(Patch::Keep, Patch::Set),
+                // Every field given: new rows need no lookup of stored ones.
+                sortindex: sortindex.map_or(Patch::Reset, Patch::Set),
                 payload: Patch::Set(format!("visit {n}")),
-                ttl: Patch::Keep,
+                ttl: Patch::Set(86_400),
             });
             sortkeys.push(sortindex.map_or(-1_000_000_000, i64::from));
         }

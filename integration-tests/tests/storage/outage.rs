@@ -28,12 +28,40 @@ async fn a_database_outage_gets_503_and_service_resumes_by_itself() {
         c.syncstorage.database_url = DatabaseUrl::new(routed);
     })
     .await;
+    check_outage_and_recovery(&server, || proxy.cut(), || proxy.restore()).await;
+}
+
+/// The same with the real server stopped and started again, by the commands
+/// in `SYNC_TEST_DB_STOP` and `SYNC_TEST_DB_START` (e.g. `pg_ctlcluster 15
+/// main stop`). It stops a server every other test shares, so it runs only
+/// when asked for, alone: see docs/operations.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "stops the shared database server; run alone with --ignored"]
+async fn stopping_the_real_database_server_gets_503_and_service_resumes() {
+    let stop = std::env::var("SYNC_TEST_DB_STOP").expect("SYNC_TEST_DB_STOP: the stop command");
+    let start = std::env::var("SYNC_TEST_DB_START").expect("SYNC_TEST_DB_START: the start command");
+    let run = |command: &str| {
+        let status = std::process::Command::new("sh")
+            .args(["-c", command])
+            .status()
+            .unwrap();
+        assert!(status.success(), "`{command}` failed");
+    };
+    let server = TestServer::spawn().await;
+    check_outage_and_recovery(&server, || run(&stop), || run(&start)).await;
+}
+
+async fn check_outage_and_recovery(
+    server: &TestServer,
+    outage: impl FnOnce(),
+    recovery: impl FnOnce(),
+) {
     let user = server.user(5);
     user.put("/storage/tabs/before", json!({"payload": "kept"}))
         .await
         .assert(200);
 
-    proxy.cut();
+    outage();
     // Several clients at once, reads and writes: each gets 503 promptly.
     let started = Instant::now();
     let mut calls = Vec::new();
@@ -61,7 +89,7 @@ async fn a_database_outage_gets_503_and_service_resumes_by_itself() {
     assert_eq!(heartbeat.status, 503);
     assert_eq!(heartbeat.json()["database"], "Err");
 
-    proxy.restore();
+    recovery();
     // No restart: the pool reconnects on its own.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
