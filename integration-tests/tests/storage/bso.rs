@@ -220,3 +220,38 @@ async fn expired_rows_are_purged_from_the_database() {
     let live = "SELECT COUNT(*) FROM bsos WHERE id = 'live'";
     assert_eq!(server.db.count(live).await, 1);
 }
+
+#[tokio::test]
+async fn abandoned_batches_are_purged_with_their_items_in_chunks() {
+    let server = TestServer::spawn_with(|c| c.syncstorage.batch_ttl_seconds = 0).await;
+    let user = server.user(1);
+    for _ in 0..3 {
+        user.post(
+            "/storage/history?batch=true",
+            crate::support::bsos("a", 0..2),
+        )
+        .await
+        .assert(202);
+    }
+    assert_eq!(server.db.count("SELECT COUNT(*) FROM batch_items").await, 6);
+    let url = sync_common::db_url::DatabaseUrl::new(server.db.url.clone());
+    let settings = syncstorage::db::StoreSettings {
+        quota_bytes: None,
+        max_total_records: 100,
+        max_total_bytes: 1_000,
+        batch_ttl_seconds: 0,
+        busy_timeout_ms: 5_000,
+        max_connections: 1,
+    };
+    let store = syncstorage::db::open(&url, settings).await.unwrap();
+    // One batch per step: three steps, then one that finds nothing.
+    assert_eq!(store.purge_expired(1).await.unwrap(), 1);
+    assert_eq!(
+        syncstorage::purge::purge_all(store.as_ref(), 1)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(server.db.count("SELECT COUNT(*) FROM batches").await, 0);
+    assert_eq!(server.db.count("SELECT COUNT(*) FROM batch_items").await, 0);
+}

@@ -11,6 +11,7 @@ mod errors;
 mod events;
 mod nodes;
 mod oauth;
+mod outage;
 mod purge;
 mod schema;
 mod success;
