@@ -81,9 +81,14 @@ pub fn failure(err: &sqlx::Error) -> Failure {
     match number {
         // lock wait timeout, deadlock
         1205 | 1213 => Failure::Busy,
+        // query timed out (max_execution_time): like a lock wait
+        3024 => Failure::Busy,
         // disk full, too many connections, shutdown, table full, read-only,
-        // connection killed, out of resources
-        1021 | 1040 | 1041 | 1053 | 1114 | 1290 | 1836 | 1927 | 3024 => Failure::Outage,
+        // connection killed, out of resources, interrupted, network read or
+        // write timeouts, idle connection closed by the server
+        1021 | 1040 | 1041 | 1053 | 1114 | 1159 | 1161 | 1290 | 1317 | 1836 | 1927 | 4031 => {
+            Failure::Outage
+        }
         _ => Failure::Other,
     }
 }

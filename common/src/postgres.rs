@@ -37,6 +37,21 @@ pub async fn pool(
     Ok(pool)
 }
 
+/// Applies `migrator` on a connection of its own, without the pool's lock
+/// timeout: a second process starting meanwhile waits for the first's
+/// migration (sqlx's advisory lock) however long it takes.
+pub async fn migrate(url: &DatabaseUrl, migrator: &sqlx::migrate::Migrator) -> Result<(), String> {
+    use sqlx::Connection;
+    let options = PgConnectOptions::from_str(url.expose())
+        .map_err(|e| format!("invalid PostgreSQL URL {url}: {e}"))?;
+    let mut conn = sqlx::PgConnection::connect_with(&options)
+        .await
+        .map_err(|e| format!("cannot connect to PostgreSQL at {url} to migrate: {e}"))?;
+    let result = migrator.run_direct(&mut conn).await;
+    let _ = conn.close().await;
+    result.map_err(|e| format!("migrations failed: {e}"))
+}
+
 /// Classifies a driver error by SQLSTATE.
 pub fn failure(err: &sqlx::Error) -> Failure {
     let sqlx::Error::Database(db) = err else {
@@ -48,7 +63,16 @@ pub fn failure(err: &sqlx::Error) -> Failure {
         "40001" | "40P01" | "55P03" => Failure::Busy,
         // connection exceptions, insufficient resources (disk full, too many
         // connections), operator intervention (shutdown, cannot connect now)
-        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => Failure::Outage,
+        // (also: statement cancelled or timed out, a read-only standby
+        // after a failover)
+        c if c.starts_with("08")
+            || c.starts_with("53")
+            || c.starts_with("57P")
+            || c == "57014"
+            || c == "25006" =>
+        {
+            Failure::Outage
+        }
         _ => Failure::Other,
     }
 }

@@ -188,11 +188,7 @@ impl Drop for TestDb {
         let Some(admin_url) = self.admin_url.take() else {
             return;
         };
-        let sql = match self.backend {
-            // Servers of finished tests may still hold idle connections.
-            TestBackend::Postgres => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            _ => format!("DROP DATABASE IF EXISTS {}", self.name),
-        };
+        let (backend, name) = (self.backend, self.name.clone());
         // Drop runs inside the test's runtime: use a thread with its own.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -200,8 +196,12 @@ impl Drop for TestDb {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                let _ = tokio::time::timeout(Duration::from_secs(20), try_admin(&admin_url, &sql))
-                    .await;
+                let dropped = drop_database(backend, &admin_url, &name);
+                match tokio::time::timeout(Duration::from_secs(20), dropped).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => eprintln!("test database {name} was not dropped: {e}"),
+                    Err(_) => eprintln!("test database {name} was not dropped in 20 s"),
+                }
             });
         })
         .join();
@@ -216,6 +216,41 @@ pub async fn run_admin(admin_url: &str, sql: &str) {
             "the test database server at {admin_url} failed `{sql}`: {e}\n\
              (SYNC_TEST_BACKEND asks for it; is it running?)"
         );
+    }
+}
+
+/// Ends the sessions still on the database (servers of a finished test may
+/// hold idle connections, or a transaction), then drops it.
+async fn drop_database(
+    backend: TestBackend,
+    admin_url: &str,
+    name: &str,
+) -> Result<(), sqlx::Error> {
+    if backend == TestBackend::MySql {
+        let mut conn = sqlx::MySqlConnection::connect(admin_url).await?;
+        let sessions: Vec<u64> =
+            sqlx::query_scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ?")
+                .bind(name)
+                .fetch_all(&mut conn)
+                .await?;
+        for id in sessions {
+            let _ = conn.execute(format!("KILL {id}").as_str()).await;
+        }
+        conn.execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+            .await?;
+        conn.close().await
+    } else {
+        let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .execute(&mut conn)
+        .await?;
+        conn.execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+            .await?;
+        conn.close().await
     }
 }
 

@@ -3,17 +3,23 @@
 //! reset, new ones refused), without stopping a server other tests share.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
+/// Whether the database is "up", and the open links; one lock for both so
+/// a link accepted while `cut` runs is either refused or reset.
+#[derive(Default)]
+struct State {
+    down: bool,
+    links: Vec<AbortHandle>,
+}
+
 pub struct Proxy {
     pub addr: SocketAddr,
     upstream: String,
-    up: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<AbortHandle>>>,
+    state: Arc<Mutex<State>>,
     accept: AbortHandle,
 }
 
@@ -22,12 +28,12 @@ impl Proxy {
     pub async fn start(upstream: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let up = Arc::new(AtomicBool::new(true));
-        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-        let (to, is_up, open) = (upstream.to_owned(), up.clone(), links.clone());
+        let state: Arc<Mutex<State>> = Arc::default();
+        let (to, shared) = (upstream.to_owned(), state.clone());
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                if !is_up.load(Ordering::SeqCst) {
+                let mut state = shared.lock().unwrap();
+                if state.down {
                     drop(client); // refused: the database is "down"
                     continue;
                 }
@@ -38,15 +44,14 @@ impl Proxy {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });
-                open.lock().unwrap().push(link.abort_handle());
+                state.links.push(link.abort_handle());
             }
         })
         .abort_handle();
         Self {
             addr,
             upstream: upstream.to_owned(),
-            up,
-            links,
+            state,
             accept,
         }
     }
@@ -58,15 +63,16 @@ impl Proxy {
 
     /// The database goes away: open connections are reset, new ones dropped.
     pub fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
+        let mut state = self.state.lock().unwrap();
+        state.down = true;
+        for link in state.links.drain(..) {
             link.abort();
         }
     }
 
     /// The database is back.
     pub fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
+        self.state.lock().unwrap().down = false;
     }
 }
 

@@ -244,14 +244,43 @@ async fn abandoned_batches_are_purged_with_their_items_in_chunks() {
         max_connections: 1,
     };
     let store = syncstorage::db::open(&url, settings).await.unwrap();
-    // One batch per step: three steps, then one that finds nothing.
+    // At most one item and one emptied batch per step: 6 items and
+    // 3 batches go in bounded steps.
     assert_eq!(store.purge_expired(1).await.unwrap(), 1);
+    assert_eq!(server.db.count("SELECT COUNT(*) FROM batch_items").await, 5);
     assert_eq!(
         syncstorage::purge::purge_all(store.as_ref(), 1)
             .await
             .unwrap(),
-        2
+        8
     );
     assert_eq!(server.db.count("SELECT COUNT(*) FROM batches").await, 0);
     assert_eq!(server.db.count("SELECT COUNT(*) FROM batch_items").await, 0);
+}
+
+#[tokio::test]
+async fn ids_differing_only_in_trailing_spaces_are_two_records() {
+    let server = TestServer::spawn().await;
+    let user = server.user(1);
+    user.put("/storage/tabs/a", json!({"payload": "plain"}))
+        .await
+        .assert(200);
+    user.put("/storage/tabs/a%20", json!({"payload": "spaced"}))
+        .await
+        .assert(200);
+    assert_eq!(user.get("/storage/tabs/a").await.json()["payload"], "plain");
+    let spaced = user.get("/storage/tabs/a%20").await.json();
+    assert_eq!(spaced["id"], "a ");
+    assert_eq!(spaced["payload"], "spaced");
+    let ids = user.get("/storage/tabs?sort=oldest").await.json();
+    assert_eq!(ids.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_payload_with_nul_is_refused_on_every_backend() {
+    let server = TestServer::spawn().await;
+    let user = server.user(1);
+    user.put("/storage/tabs/n", json!({"payload": "a\u{0}b"}))
+        .await
+        .assert_code(400, 8);
 }

@@ -67,11 +67,18 @@ impl TestServer {
                 panic!("test server failed: {e}");
             }
         });
+        let http = reqwest::Client::new();
+        // Serving starts once the database is open and migrated: wait for
+        // it, so a test (or a second node) never races the migrations.
+        http.get(format!("http://127.0.0.1:{port}/__heartbeat__"))
+            .send()
+            .await
+            .unwrap();
         Self {
             port,
             secret,
             db,
-            http: reqwest::Client::new(),
+            http,
             shutdown: Some(tx),
         }
     }

@@ -1,10 +1,12 @@
 -- SyncStorage schema for MySQL 8 and MariaDB 10.5+. Timestamps are
--- milliseconds since the epoch. Ids and names compare and sort bytewise
--- (utf8mb4_bin), as on every backend; payloads are plain utf8mb4 text.
+-- milliseconds since the epoch. Ids and names are VARBINARY: they compare
+-- and sort bytewise, trailing spaces included, as on every backend (the
+-- _bin collations pad spaces: "a" and "a " would be one row); payloads are
+-- plain utf8mb4 text.
 
 CREATE TABLE collections (
     id   BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    name VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    name VARBINARY(32) NOT NULL,
     UNIQUE KEY collections_name (name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 AUTO_INCREMENT=101;
 
@@ -31,7 +33,7 @@ CREATE TABLE user_collections (
 CREATE TABLE bsos (
     userid       BIGINT NOT NULL,
     collection   BIGINT NOT NULL,
-    id           VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    id           VARBINARY(64) NOT NULL,
     sortindex    INT NULL,
     payload      MEDIUMTEXT NOT NULL,
     payload_size BIGINT NOT NULL,
@@ -47,7 +49,7 @@ CREATE TABLE bsos (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE batches (
-    id         VARCHAR(32) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+    id         VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
     userid     BIGINT NOT NULL,
     collection BIGINT NOT NULL,
     expiry     BIGINT NOT NULL,
@@ -61,7 +63,7 @@ CREATE TABLE batches (
 
 -- Staged writes in upload order, as JSON objects (absent fields absent).
 CREATE TABLE batch_items (
-    batch VARCHAR(32) CHARACTER SET ascii NOT NULL,
+    batch VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     seq   BIGINT NOT NULL,
     item  MEDIUMTEXT NOT NULL,
     PRIMARY KEY (batch, seq),

@@ -577,6 +577,10 @@ impl SyncStore for SqlStore {
         self.check_quota(&mut *s, uid, now, Some(batch)).await?;
         self.grown(open, &writes)?;
         let staged = s.staged(&batch.0).await?;
+        if i64::try_from(staged.len()).ok() != Some(open.records) {
+            // Part of it is gone (a purge at its expiry): apply nothing.
+            return Err(DbError::BatchNotFound);
+        }
         let staged = staged
             .iter()
             .map(|item| staged_write(item))

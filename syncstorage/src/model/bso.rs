@@ -244,6 +244,10 @@ pub fn parse_bso(object: &Map<String, Value>, id: BsoId) -> Result<BsoInput, Inv
             "payload" => {
                 input.payload = match value {
                     Value::Null => Patch::Reset,
+                    // PostgreSQL text cannot hold NUL; refused on every backend.
+                    Value::String(s) if s.contains('\0') => {
+                        return Err(Invalid("invalid bso: payload contains NUL".into()))
+                    }
                     Value::String(s) => Patch::Set(s.clone()),
                     _ => return Err(Invalid("invalid bso: payload must be a string".into())),
                 }

@@ -55,7 +55,8 @@ pub trait Session: Send {
 
     async fn record(&mut self, uid: i64) -> DbResult<UserRecord>;
 
-    /// Marks `email`'s live records other than `keep` replaced at `at`.
+    /// Marks `email`'s live records older than `keep` (smaller uids)
+    /// replaced at `at`.
     async fn replace_others(&mut self, email: &str, keep: i64, at: i64) -> DbResult<()>;
 
     /// Marks `email`'s live records replaced at `at`.

@@ -40,7 +40,8 @@ impl TokenStore for SqlStore {
             return Ok(None);
         };
         if older.iter().any(|r| r.replaced_at.is_none()) {
-            // A race left two live records: the older ones lose.
+            // A race left two live records: the older ones lose (only
+            // older: a record committed since this read stays live).
             conn.replace_others(email, current.uid, current.created_at)
                 .await?;
         }
@@ -94,7 +95,9 @@ impl TokenStore for SqlStore {
 
     async fn replace_keys(&self, current: &UserRecord, keys: &KeyState) -> DbResult<UserRecord> {
         let mut tx = self.db.write().await?;
-        // Stays on the current node: nodes need no lock.
+        // The service row first (the one lock order): a node being
+        // unassigned or removed meanwhile then sees the new record.
+        tx.lock_nodes().await?;
         tx.lock_user(&current.email).await?;
         if let Some(winner) = live_record(tx.as_mut(), &current.email).await? {
             if winner.uid != current.uid && winner.keys.client_state == keys.client_state {
@@ -115,16 +118,23 @@ impl TokenStore for SqlStore {
         self.db.plain().await?.raise_keys(uid, keys).await
     }
 
+    /// Under the user's lock, so a record a racing key change inserts is
+    /// raised too (an unlocked UPDATE would not see it on PostgreSQL).
     async fn raise_generation(&self, email: &str, generation: i64) -> DbResult<u64> {
-        self.db
-            .plain()
-            .await?
-            .raise_generation(email, generation)
-            .await
+        let mut tx = self.db.write().await?;
+        tx.lock_user(email).await?;
+        let raised = tx.raise_generation(email, generation).await?;
+        tx.commit().await?;
+        Ok(raised)
     }
 
+    /// Under the user's lock, as [`Self::raise_generation`].
     async fn retire_user(&self, email: &str) -> DbResult<u64> {
-        self.db.plain().await?.retire(email, now_ms()).await
+        let mut tx = self.db.write().await?;
+        tx.lock_user(email).await?;
+        let retired = tx.retire(email, now_ms()).await?;
+        tx.commit().await?;
+        Ok(retired)
     }
 
     async fn nodes(&self) -> DbResult<Vec<Node>> {

@@ -80,16 +80,24 @@ mod sql {
     pub const INSERT_BATCH: &str =
         "INSERT INTO batches (id, userid, collection, expiry, records, bytes) \
          VALUES (?, ?, ?, ?, ?, ?)";
+    /// Locked: a purge cannot take the batch away while it is used.
     pub const FIND_BATCH: &str = "SELECT records, bytes FROM batches \
-         WHERE id = ? AND userid = ? AND collection = ? AND expiry > ?";
+         WHERE id = ? AND userid = ? AND collection = ? AND expiry > ? FOR UPDATE";
     pub const UPDATE_BATCH: &str = "UPDATE batches SET records = ?, bytes = ? WHERE id = ?";
     /// Newest first.
-    pub const BATCH_IDS: &str = "SELECT id FROM batches WHERE userid = ? ORDER BY opened DESC";
+    pub const BATCH_IDS: &str =
+        "SELECT CAST(id AS CHAR) FROM batches WHERE userid = ? ORDER BY opened DESC";
     pub const STAGED_ITEMS: &str = "SELECT item FROM batch_items WHERE batch = ? ORDER BY seq";
-    /// Each binds (now, limit); the expiry indexes find the rows.
+    /// Each binds (now, limit): expired BSOs, the staged items of expired
+    /// batches, then expired batches with no items left.
+    /// (MySQL allows no LIMIT in an IN subquery: a derived table instead.)
     pub const PURGE: &[&str] = &[
         "DELETE FROM bsos WHERE expiry <= ? LIMIT ?",
-        "DELETE FROM batches WHERE expiry <= ? LIMIT ?",
+        "DELETE i FROM batch_items i JOIN (SELECT s.batch, s.seq FROM batch_items s \
+         JOIN batches b ON b.id = s.batch WHERE b.expiry <= ? LIMIT ?) AS expired \
+         ON i.batch = expired.batch AND i.seq = expired.seq",
+        "DELETE FROM batches WHERE expiry <= ? \
+         AND NOT EXISTS (SELECT 1 FROM batch_items i WHERE i.batch = batches.id) LIMIT ?",
     ];
     pub const HIGHEST_UID: &str = "SELECT MAX(uid) FROM (\
          SELECT MAX(userid) AS uid FROM user_timestamps \

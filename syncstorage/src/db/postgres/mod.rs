@@ -24,11 +24,10 @@ mod sql {
     pub const SELECT_BSOS: &str = "SELECT id, modified, payload, sortindex, expiry FROM bsos";
     pub const SELECT_BSOS_NO_PAYLOAD: &str =
         "SELECT id, modified, '' AS payload, sortindex, expiry FROM bsos";
-    pub const LOCK_USER: &[&str] = &[
-        "INSERT INTO user_timestamps (userid, modified) VALUES ($1, 0) \
-         ON CONFLICT (userid) DO NOTHING",
-        "SELECT modified FROM user_timestamps WHERE userid = $1 FOR UPDATE",
-    ];
+    /// One statement that always ends holding the row's lock, even if the
+    /// row is deleted (a forgotten user) while it waits.
+    pub const LOCK_USER: &[&str] = &["INSERT INTO user_timestamps (userid, modified) \
+         VALUES ($1, 0) ON CONFLICT (userid) DO UPDATE SET modified = user_timestamps.modified"];
     pub const COLLECTION_ID: &str = "SELECT id FROM collections WHERE name = $1";
     /// The identity starts at 101: custom collections follow Mozilla's ids.
     pub const CREATE_COLLECTION: &str =
@@ -74,17 +73,23 @@ mod sql {
     pub const INSERT_BATCH: &str =
         "INSERT INTO batches (id, userid, collection, expiry, records, bytes) \
          VALUES ($1, $2, $3, $4, $5, $6)";
+    /// Locked: a purge cannot take the batch away while it is used.
     pub const FIND_BATCH: &str = "SELECT records, bytes FROM batches \
-         WHERE id = $1 AND userid = $2 AND collection = $3 AND expiry > $4";
+         WHERE id = $1 AND userid = $2 AND collection = $3 AND expiry > $4 FOR UPDATE";
     pub const UPDATE_BATCH: &str = "UPDATE batches SET records = $1, bytes = $2 WHERE id = $3";
     /// Newest first.
     pub const BATCH_IDS: &str = "SELECT id FROM batches WHERE userid = $1 ORDER BY opened DESC";
     pub const STAGED_ITEMS: &str = "SELECT item FROM batch_items WHERE batch = $1 ORDER BY seq";
-    /// Each binds (now, limit); the expiry indexes find the rows.
+    /// Each binds (now, limit): expired BSOs, the staged items of expired
+    /// batches, then expired batches with no items left (the expiry indexes
+    /// find the rows).
     pub const PURGE: &[&str] = &[
         "DELETE FROM bsos WHERE ctid = ANY(ARRAY(\
          SELECT ctid FROM bsos WHERE expiry <= $1 LIMIT $2))",
-        "DELETE FROM batches WHERE id IN (SELECT id FROM batches WHERE expiry <= $1 LIMIT $2)",
+        "DELETE FROM batch_items WHERE ctid = ANY(ARRAY(SELECT i.ctid FROM batch_items i \
+         JOIN batches b ON b.id = i.batch WHERE b.expiry <= $1 LIMIT $2))",
+        "DELETE FROM batches WHERE id IN (SELECT id FROM batches b WHERE b.expiry <= $1 \
+         AND NOT EXISTS (SELECT 1 FROM batch_items i WHERE i.batch = b.id) LIMIT $2)",
     ];
     pub const HIGHEST_UID: &str = "SELECT MAX(uid) FROM (\
          SELECT MAX(userid) AS uid FROM user_timestamps \
@@ -101,14 +106,14 @@ pub struct PostgresDb {
 impl PostgresDb {
     /// Connects and applies the migrations.
     pub async fn open(url: &DatabaseUrl, settings: &StoreSettings) -> DbResult<Self> {
-        let lock_timeout = Duration::from_millis(settings.busy_timeout_ms);
+        // 0 would mean "wait for ever" to PostgreSQL.
+        let lock_timeout = Duration::from_millis(settings.busy_timeout_ms.max(1));
         let pool = postgres::pool(url, settings.max_connections, lock_timeout)
             .await
             .map_err(|e| DbError::Unavailable(e.into()))?;
-        MIGRATOR
-            .run(&pool)
+        postgres::migrate(url, &MIGRATOR)
             .await
-            .map_err(|e| DbError::Other(Box::new(e)))?;
+            .map_err(|e| DbError::Other(e.into()))?;
         Ok(Self { pool })
     }
 }

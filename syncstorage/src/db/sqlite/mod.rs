@@ -73,10 +73,14 @@ mod sql {
     /// Newest first.
     pub const BATCH_IDS: &str = "SELECT id FROM batches WHERE userid = ? ORDER BY rowid DESC";
     pub const STAGED_ITEMS: &str = "SELECT item FROM batch_items WHERE batch = ? ORDER BY seq";
-    /// Each binds (now, limit).
+    /// Each binds (now, limit): expired BSOs, the staged items of expired
+    /// batches, then expired batches with no items left.
     pub const PURGE: &[&str] = &[
         "DELETE FROM bsos WHERE rowid IN (SELECT rowid FROM bsos WHERE expiry <= ? LIMIT ?)",
-        "DELETE FROM batches WHERE id IN (SELECT id FROM batches WHERE expiry <= ? LIMIT ?)",
+        "DELETE FROM batch_items WHERE rowid IN (SELECT i.rowid FROM batch_items i \
+         JOIN batches b ON b.id = i.batch WHERE b.expiry <= ? LIMIT ?)",
+        "DELETE FROM batches WHERE id IN (SELECT id FROM batches b WHERE b.expiry <= ? \
+         AND NOT EXISTS (SELECT 1 FROM batch_items i WHERE i.batch = b.id) LIMIT ?)",
     ];
     pub const HIGHEST_UID: &str = "SELECT MAX(uid) FROM (\
          SELECT MAX(userid) AS uid FROM user_timestamps \

@@ -47,10 +47,9 @@ impl PgConnector {
         let pool = sync_common::postgres::pool(url, settings.max_connections, lock_timeout)
             .await
             .map_err(|e| DbError::Unavailable(e.into()))?;
-        MIGRATOR
-            .run(&pool)
+        sync_common::postgres::migrate(url, &MIGRATOR)
             .await
-            .map_err(|e| DbError::Other(Box::new(e)))?;
+            .map_err(|e| DbError::Other(e.into()))?;
         let service = sqlx::query_scalar(SERVICE_ID)
             .bind(SYNC_SERVICE)
             .fetch_one(&pool)

@@ -47,7 +47,7 @@ const USER_RECORDS: &str = concat!(
 );
 const USER_RECORD: &str = concat!(select_users!(), " WHERE u.uid = $1");
 const REPLACE_OTHERS: &str = "UPDATE users SET replaced_at = $1 \
-     WHERE email = $2 AND service = $3 AND replaced_at IS NULL AND uid <> $4";
+     WHERE email = $2 AND service = $3 AND replaced_at IS NULL AND uid < $4";
 const REPLACE_LIVE: &str = "UPDATE users SET replaced_at = $1 \
      WHERE email = $2 AND service = $3 AND replaced_at IS NULL";
 const INSERT_USER: &str = "INSERT INTO users (service, email, generation, client_state, \

@@ -34,7 +34,7 @@ const USER_RECORDS: &str = concat!(
 );
 const USER_RECORD: &str = concat!(select_users!(), " WHERE u.uid = ?");
 const REPLACE_OTHERS: &str = "UPDATE users SET replaced_at = ? \
-     WHERE email = ? AND service = ? AND replaced_at IS NULL AND uid <> ?";
+     WHERE email = ? AND service = ? AND replaced_at IS NULL AND uid < ?";
 const REPLACE_LIVE: &str =
     "UPDATE users SET replaced_at = ? WHERE email = ? AND service = ? AND replaced_at IS NULL";
 const INSERT_USER: &str = "INSERT INTO users (service, email, generation, client_state, \
