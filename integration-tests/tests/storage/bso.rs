@@ -202,16 +202,7 @@ async fn expired_rows_are_purged_from_the_database() {
     user.put("/storage/tabs/live", json!({"payload": "y"}))
         .await
         .assert(200);
-    let url = sync_common::db_url::DatabaseUrl::new(server.db.url.clone());
-    let settings = syncstorage::db::StoreSettings {
-        quota_bytes: None,
-        max_total_records: 100,
-        max_total_bytes: 1_000,
-        batch_ttl_seconds: 60,
-        busy_timeout_ms: 5_000,
-        max_connections: 1,
-    };
-    let store = syncstorage::db::open(&url, settings).await.unwrap();
+    let store = server.store().await;
     let removed = syncstorage::purge::purge_all(store.as_ref(), 1)
         .await
         .unwrap();
@@ -234,16 +225,7 @@ async fn abandoned_batches_are_purged_with_their_items_in_chunks() {
         .assert(202);
     }
     assert_eq!(server.db.count("SELECT COUNT(*) FROM batch_items").await, 6);
-    let url = sync_common::db_url::DatabaseUrl::new(server.db.url.clone());
-    let settings = syncstorage::db::StoreSettings {
-        quota_bytes: None,
-        max_total_records: 100,
-        max_total_bytes: 1_000,
-        batch_ttl_seconds: 0,
-        busy_timeout_ms: 5_000,
-        max_connections: 1,
-    };
-    let store = syncstorage::db::open(&url, settings).await.unwrap();
+    let store = server.store().await;
     // At most one item and one emptied batch per step: 6 items and
     // 3 batches go in bounded steps.
     assert_eq!(store.purge_expired(1).await.unwrap(), 1);

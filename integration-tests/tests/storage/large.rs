@@ -6,8 +6,7 @@
 use std::collections::HashSet;
 
 use serde_json::Value;
-use sync_common::db_url::DatabaseUrl;
-use syncstorage::db::{StoreSettings, Uid};
+use syncstorage::db::Uid;
 use syncstorage::model::bso::{BsoId, BsoInput, CollectionName, Patch};
 use syncstorage::model::precondition::Precondition;
 
@@ -76,17 +75,7 @@ async fn a_hundred_thousand_records_page_correctly_in_every_order() {
 /// a thousand rows share each timestamp, with sortindexes that repeat and
 /// some absent.
 async fn fill_history(server: &TestServer) -> Vec<Row> {
-    let settings = StoreSettings {
-        quota_bytes: None,
-        max_total_records: 10_000,
-        max_total_bytes: 100_000_000,
-        batch_ttl_seconds: 60,
-        busy_timeout_ms: 5_000,
-        max_connections: 2,
-    };
-    let store = syncstorage::db::open(&DatabaseUrl::new(server.db.url.clone()), settings)
-        .await
-        .unwrap();
+    let store = server.store().await;
     let history = CollectionName::parse("history").unwrap();
     let mut rows = Vec::with_capacity(RECORDS);
     for start in (0..RECORDS).step_by(PER_WRITE) {

@@ -83,6 +83,22 @@ impl TestServer {
         }
     }
 
+    /// The storage layer on this node's database, for tests that act below
+    /// HTTP (bulk fills, purges). Batch limits do not matter there.
+    pub async fn store(&self) -> std::sync::Arc<dyn syncstorage::db::SyncStore> {
+        let settings = syncstorage::db::StoreSettings {
+            quota_bytes: None,
+            max_total_records: 10_000,
+            max_total_bytes: 100_000_000,
+            batch_ttl_seconds: 60,
+            busy_timeout_ms: 5_000,
+            max_connections: 2,
+        };
+        syncstorage::db::open(&DatabaseUrl::new(self.db.url.clone()), settings)
+            .await
+            .unwrap()
+    }
+
     pub fn origin(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
