@@ -65,19 +65,48 @@ impl DatabaseUrl {
         (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
     }
 
+    /// The URL with every password hidden: the one in the user info
+    /// (`user:***@host`) and any `…password=` query parameter.
     fn redacted(&self) -> String {
-        // scheme://user:password@host → scheme://user:***@host
-        let Some((scheme, rest)) = self.0.split_once("://") else {
-            return self.0.clone();
+        let (base, query) = match self.0.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (self.0.as_str(), None),
         };
-        let Some((userinfo, host)) = rest.rsplit_once('@') else {
-            return self.0.clone();
-        };
-        match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => self.0.clone(),
+        let mut url = redact_userinfo(base);
+        if let Some(query) = query {
+            url.push('?');
+            url.push_str(&redact_query(query));
         }
+        url
     }
+}
+
+/// `scheme://user:password@host` → `scheme://user:***@host`.
+fn redact_userinfo(base: &str) -> String {
+    let Some((scheme, rest)) = base.split_once("://") else {
+        return base.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return base.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => base.to_owned(),
+    }
+}
+
+/// `a=1&password=x` → `a=1&password=***` (also `sslpassword` and the like).
+fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                format!("{key}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 impl std::fmt::Display for DatabaseUrl {
@@ -155,5 +184,19 @@ mod tests {
         assert_eq!(url.to_string(), "postgres://sync:***@db:5432/sync");
         assert!(!format!("{url:?}").contains("pw"));
         assert_eq!(url.expose(), "postgres://sync:pw@db:5432/sync");
+    }
+
+    #[test]
+    fn passwords_in_the_query_are_redacted() {
+        let url = DatabaseUrl::new("postgres://sync@db/sync?sslmode=require&password=s3cret");
+        assert_eq!(
+            url.to_string(),
+            "postgres://sync@db/sync?sslmode=require&password=***"
+        );
+        let url = DatabaseUrl::new("mysql://u:p1@db/s?PASSWORD=p2&sslpassword=p3");
+        let shown = format!("{url} {url:?} {}", serde_json::json!(url));
+        for secret in ["p1", "p2", "p3"] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
     }
 }

@@ -24,6 +24,8 @@ pub mod secret;
 pub mod server;
 /// Opening SQLite files and classifying their errors, for both services.
 pub mod sqlite;
+/// Work that is never cancelled half-way (transactions).
+pub mod task;
 /// Logging set-up.
 pub mod telemetry;
 /// Tokenlib-compatible tokens and derived secrets.

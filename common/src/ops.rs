@@ -20,17 +20,22 @@ pub async fn version() -> impl IntoResponse {
     }))
 }
 
+/// How long a heartbeat waits for its database checks: a database that
+/// cannot start a write in this time is as good as down to its clients.
+pub const HEARTBEAT_WAIT: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// A database check as `/__heartbeat__` reports it: the status to answer
-/// with and the word for the body (`"Ok"`/`"Err"`); failures are logged.
-pub fn database_health<E: std::fmt::Display>(
+/// with and the word for the body (`"Ok"`/`"Err"`); failures, and checks
+/// still running after [`HEARTBEAT_WAIT`], are logged as down.
+pub async fn database_health<E: std::fmt::Display>(
     what: &str,
-    check: Result<(), E>,
+    check: impl std::future::Future<Output = Result<(), E>>,
 ) -> (StatusCode, &'static str) {
-    match check {
-        Ok(()) => (StatusCode::OK, "Ok"),
-        Err(e) => {
-            tracing::warn!(error = %e, "heartbeat: {what} check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "Err")
-        }
-    }
+    let failure = match tokio::time::timeout(HEARTBEAT_WAIT, check).await {
+        Ok(Ok(())) => return (StatusCode::OK, "Ok"),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {HEARTBEAT_WAIT:?}"),
+    };
+    tracing::warn!(error = %failure, "heartbeat: {what} check failed");
+    (StatusCode::SERVICE_UNAVAILABLE, "Err")
 }

@@ -10,6 +10,7 @@ pub mod db;
 pub mod fxa;
 pub mod proxy;
 pub mod sync_client;
+pub mod vanish;
 
 /// A loopback URL nothing listens on (a port bound, then freed).
 pub fn unreachable_url() -> String {

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use integration_tests::db::TestBackend;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -167,12 +168,22 @@ async fn a_write_blocked_by_another_writer_gets_409_with_retry_after() {
         user.get("/storage/tabs/a").await.json()["payload"],
         "before"
     );
+    // The heartbeat tells whether the node can write: SQLite's lock stops
+    // every writer; a server's row lock only this user's writes.
+    let heartbeat = server.get_raw("/__heartbeat__").await;
+    let can_write = server.db.backend != TestBackend::Sqlite;
+    assert_eq!(heartbeat.status, if can_write { 200 } else { 503 });
+    assert_eq!(
+        heartbeat.json()["database"],
+        if can_write { "Ok" } else { "Err" }
+    );
 
     other.release().await;
     user.put("/storage/tabs/a", json!({"payload": "after"}))
         .await
         .assert(200);
     assert_eq!(user.get("/storage/tabs/a").await.json()["payload"], "after");
+    server.get_raw("/__heartbeat__").await.assert(200);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hawk::{Credentials, DigestAlgorithm, Key, PayloadHasher, RequestBuilder};
 use integration_tests::db::TestDb;
+use integration_tests::vanish::{http_request, send_and_vanish, Vanish};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::Value;
@@ -307,6 +308,25 @@ impl Call {
             request = request.header("Content-Type", content_type).body(body);
         }
         Resp::read(request.send().await.unwrap()).await
+    }
+}
+
+impl Call {
+    /// Sends the request over a raw socket, waits `after`, then leaves as
+    /// `how` says without reading the answer: a client that vanishes.
+    pub async fn abandon(self, after: Duration, how: Vanish) {
+        let mut headers = self.headers.clone();
+        if let Some(authorization) = self.authorization() {
+            headers.push(("Authorization".into(), authorization));
+        }
+        let (content_type, body) = self.body.unwrap_or_default();
+        if !content_type.is_empty() {
+            headers.push(("Content-Type".into(), content_type));
+        }
+        let authority = format!("{}:{}", self.client.host, self.client.port);
+        let method = self.method.as_str();
+        let request = http_request(method, &self.path, &authority, &headers, &body);
+        send_and_vanish(&authority, &request, after, how).await;
     }
 }
 

@@ -7,6 +7,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abandoned;
 mod errors;
 mod events;
 mod nodes;

@@ -2,10 +2,12 @@
 //! backend `SYNC_TEST_BACKEND` names), and a request builder.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use integration_tests::db::{TestBackend, TestDb};
 use integration_tests::fxa::{access_token, FakeFxa};
 use integration_tests::sync_client::Reply;
+use integration_tests::vanish::{http_request, send_and_vanish, Vanish};
 use sqlx::{Connection, Executor, Row};
 use sync_common::db_url::DatabaseUrl;
 use sync_common::secret::Secret;
@@ -241,6 +243,14 @@ impl TokenRequest {
     pub fn without(mut self, name: &str) -> Self {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         self
+    }
+
+    /// Sends the request over a raw socket, waits `after`, then leaves as
+    /// `how` says without reading the answer: a client that vanishes.
+    pub async fn abandon(self, after: Duration, how: Vanish) {
+        let authority = self.url.trim_start_matches("http://");
+        let request = http_request("GET", &self.path, authority, &self.headers, b"");
+        send_and_vanish(authority, &request, after, how).await;
     }
 
     pub async fn send(self) -> Reply {

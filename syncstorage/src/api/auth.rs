@@ -12,7 +12,7 @@ use sync_common::hawk::{HawkError, HawkRequest};
 
 use crate::api::AppState;
 use crate::db::Uid;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, WeaveCode};
 use crate::model::timestamp::SyncTimestamp;
 
 /// The authenticated user of a request.
@@ -144,7 +144,8 @@ fn unauthorized(err: HawkError) -> ApiError {
     }
 }
 
-/// The body, or 413 if it is (or claims to be) over `limit` bytes.
+/// The body; 413 if it is (or claims to be) over `limit` bytes, 400 if it
+/// breaks off or its chunked framing is malformed.
 async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> ApiResult<bytes::Bytes> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -154,7 +155,17 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> ApiResult<byt
         return Err(ApiError::TooLarge);
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge)
+    to_bytes(body, limit).await.map_err(|e| {
+        let over_limit = e
+            .into_inner()
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some();
+        if over_limit {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadRequest(WeaveCode::Unknown)
+        }
+    })
 }
 
 /// The `{uid}` of `/1.5/{uid}/…`, if it is a decimal number.

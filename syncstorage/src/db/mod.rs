@@ -13,6 +13,7 @@ use crate::model::paging::{BsoQuery, Page};
 use crate::model::precondition::{Precondition, Unmet};
 use crate::model::timestamp::SyncTimestamp;
 
+mod detached;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
@@ -273,5 +274,6 @@ pub async fn open(url: &DatabaseUrl, settings: StoreSettings) -> DbResult<Arc<dy
         #[allow(unreachable_patterns)]
         other => return Err(DbError::Other(other.not_built(url).into())),
     };
-    Ok(Arc::new(store::SqlStore::new(db, settings)))
+    let store = Arc::new(store::SqlStore::new(db, settings));
+    Ok(Arc::new(detached::Detached::new(store)))
 }

@@ -47,6 +47,10 @@ pub struct BatchTotals {
 #[async_trait]
 pub trait Session: Send {
     async fn commit(self: Box<Self>) -> DbResult<()>;
+    async fn rollback(self: Box<Self>) -> DbResult<()>;
+    /// A write that changes nothing: fails where writes cannot happen (a
+    /// read-only database, a lock held elsewhere).
+    async fn probe_write(&mut self) -> DbResult<()>;
 
     // Collections and timestamps.
     async fn collection_id(&mut self, name: &str) -> DbResult<Option<i64>>;

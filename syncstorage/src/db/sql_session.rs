@@ -9,6 +9,10 @@
 /// Statements per call: bound-parameter limits differ, 200 rows fit all.
 pub(crate) const ROWS_PER_STATEMENT: usize = 200;
 
+/// The heartbeat's write: the same in every dialect, and it matches no row
+/// (uids are positive), so it takes no row lock.
+pub(crate) const PROBE_WRITE: &str = "DELETE FROM user_timestamps WHERE userid = -1";
+
 /// `sql_session!(Name, sqlx::Postgres, sql, classify)` defines `Name`, a
 /// session over `Transaction<'static, sqlx::Postgres>` running `sql::*`.
 macro_rules! sql_session {
@@ -70,6 +74,18 @@ macro_rules! sql_session {
         impl $crate::db::session::Session for $session {
             async fn commit(self: Box<Self>) -> $crate::db::DbResult<()> {
                 self.tx.commit().await.map_err($classify)
+            }
+
+            async fn rollback(self: Box<Self>) -> $crate::db::DbResult<()> {
+                self.tx.rollback().await.map_err($classify)
+            }
+
+            async fn probe_write(&mut self) -> $crate::db::DbResult<()> {
+                sqlx::query($crate::db::sql_session::PROBE_WRITE)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map(|_| ())
+                    .map_err($classify)
             }
 
             async fn collection_id(&mut self, name: &str) -> $crate::db::DbResult<Option<i64>> {

@@ -317,8 +317,14 @@ impl SyncStore for SqlStore {
         self.db.backend()
     }
 
+    /// Readers answer, and a write can start and run: a writer that cannot
+    /// write (its lock held elsewhere, a read-only database, a connection
+    /// stuck in a transaction) fails the heartbeat instead of every write.
     async fn check(&self) -> DbResult<()> {
-        self.db.check().await
+        self.db.check().await?;
+        let mut probe = self.db.write(None).await?;
+        probe.probe_write().await?;
+        probe.rollback().await
     }
 
     async fn collection_timestamps(

@@ -11,7 +11,7 @@ use sync_common::ops::database_health;
 use super::AppState;
 
 pub async fn heartbeat(State(state): State<AppState>) -> impl IntoResponse {
-    let (status, word) = database_health("database", state.store.check().await);
+    let (status, word) = database_health("database", state.store.check()).await;
     let body = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "status": word,

@@ -13,6 +13,8 @@ use sync_common::db_url::{Backend, DatabaseUrl};
 use crate::model::keys::ClientState;
 use crate::model::user::KeyState;
 
+/// Operations that run to their end whatever the request does.
+mod detached;
 /// The seam between the scripts and a backend's SQL.
 mod session;
 /// The operations as transaction scripts, for every backend.
@@ -224,7 +226,7 @@ pub async fn open(url: &DatabaseUrl, settings: StoreSettings) -> DbResult<Arc<dy
         #[allow(unreachable_patterns)]
         other => return Err(DbError::Other(other.not_built(url).into())),
     };
-    Ok(Arc::new(store))
+    Ok(Arc::new(detached::Detached::new(Arc::new(store))))
 }
 
 /// Milliseconds since the epoch, as the schema stores times.

@@ -29,8 +29,14 @@ impl TokenStore for SqlStore {
         self.db.backend()
     }
 
+    /// The schema answers, and a write transaction can take the lock
+    /// every allocation needs: a writer that cannot write fails the
+    /// heartbeat instead of every new user.
     async fn check(&self) -> DbResult<()> {
-        self.db.plain().await?.check().await
+        self.db.plain().await?.check().await?;
+        let mut probe = self.db.write().await?;
+        probe.lock_nodes().await
+        // Dropped uncommitted: rolled back.
     }
 
     async fn user(&self, email: &str) -> DbResult<Option<UserHistory>> {

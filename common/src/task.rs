@@ -1,0 +1,16 @@
+//! Work that runs to its end once started, whatever becomes of the request
+//! that asked for it.
+
+use std::future::Future;
+
+/// Runs `work` on a task of its own and waits for its result. Dropping the
+/// caller (a client that disconnects, a request deadline) does not cancel
+/// the work: a database transaction begun inside always reaches its commit
+/// or rollback, so no connection goes back to its pool inside one (sqlx's
+/// `begin` and `commit` are not cancellation-safe). Fails only if the work
+/// panicked.
+pub async fn to_completion<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    tokio::spawn(work).await
+}

@@ -1,0 +1,219 @@
+//! Every storage operation on a task of its own, so it runs to its end
+//! whatever the request does: a client that disconnects or a request that
+//! hits its deadline drops only its wait for the answer, never a
+//! transaction half-way (which would hand a connection back to the pool
+//! inside a transaction and stop every later write).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sync_common::db_url::Backend;
+
+use super::{BatchId, DbError, DbResult, PerCollection, SyncStore, Timed, Uid, Written};
+use crate::model::bso::{Bso, BsoId, BsoInput, CollectionName};
+use crate::model::paging::{BsoQuery, Page};
+use crate::model::precondition::Precondition;
+use crate::model::timestamp::SyncTimestamp;
+
+/// A [`SyncStore`] whose operations cannot be cancelled once started.
+pub struct Detached(Arc<dyn SyncStore>);
+
+impl Detached {
+    pub fn new(store: Arc<dyn SyncStore>) -> Self {
+        Self(store)
+    }
+
+    /// Runs `operation` on the inner store, on its own task.
+    async fn run<T, F, Fut>(&self, operation: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<dyn SyncStore>) -> Fut,
+        Fut: std::future::Future<Output = DbResult<T>> + Send + 'static,
+    {
+        sync_common::task::to_completion(operation(self.0.clone()))
+            .await
+            .map_err(|e| DbError::Other(Box::new(e)))?
+    }
+}
+
+#[async_trait]
+impl SyncStore for Detached {
+    fn backend(&self) -> Backend {
+        self.0.backend()
+    }
+
+    async fn check(&self) -> DbResult<()> {
+        self.run(|s| async move { s.check().await }).await
+    }
+
+    async fn collection_timestamps(
+        &self,
+        uid: Uid,
+        pre: Precondition,
+    ) -> DbResult<Timed<PerCollection<SyncTimestamp>>> {
+        self.run(|s| async move { s.collection_timestamps(uid, pre).await })
+            .await
+    }
+
+    async fn collection_counts(
+        &self,
+        uid: Uid,
+        pre: Precondition,
+    ) -> DbResult<Timed<PerCollection<u64>>> {
+        self.run(|s| async move { s.collection_counts(uid, pre).await })
+            .await
+    }
+
+    async fn collection_usage(
+        &self,
+        uid: Uid,
+        pre: Precondition,
+    ) -> DbResult<Timed<PerCollection<u64>>> {
+        self.run(|s| async move { s.collection_usage(uid, pre).await })
+            .await
+    }
+
+    async fn storage_usage(&self, uid: Uid, pre: Precondition) -> DbResult<Timed<u64>> {
+        self.run(|s| async move { s.storage_usage(uid, pre).await })
+            .await
+    }
+
+    async fn get_bsos(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        query: &BsoQuery,
+        pre: Precondition,
+    ) -> DbResult<Timed<Page>> {
+        let (coll, query) = (coll.clone(), query.clone());
+        self.run(|s| async move { s.get_bsos(uid, &coll, &query, pre).await })
+            .await
+    }
+
+    async fn get_bso(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        id: &BsoId,
+        pre: Precondition,
+    ) -> DbResult<Bso> {
+        let (coll, id) = (coll.clone(), id.clone());
+        self.run(|s| async move { s.get_bso(uid, &coll, &id, pre).await })
+            .await
+    }
+
+    async fn post_bsos(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        writes: Vec<BsoInput>,
+        pre: Precondition,
+    ) -> DbResult<Written> {
+        let coll = coll.clone();
+        self.run(|s| async move { s.post_bsos(uid, &coll, writes, pre).await })
+            .await
+    }
+
+    async fn put_bso(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        write: BsoInput,
+        pre: Precondition,
+    ) -> DbResult<Written> {
+        let coll = coll.clone();
+        self.run(|s| async move { s.put_bso(uid, &coll, write, pre).await })
+            .await
+    }
+
+    async fn delete_bso(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        id: &BsoId,
+        pre: Precondition,
+    ) -> DbResult<Written> {
+        let (coll, id) = (coll.clone(), id.clone());
+        self.run(|s| async move { s.delete_bso(uid, &coll, &id, pre).await })
+            .await
+    }
+
+    async fn delete_bsos(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        ids: &[BsoId],
+        pre: Precondition,
+    ) -> DbResult<Written> {
+        let (coll, ids) = (coll.clone(), ids.to_vec());
+        self.run(|s| async move { s.delete_bsos(uid, &coll, &ids, pre).await })
+            .await
+    }
+
+    async fn delete_collection(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        pre: Precondition,
+    ) -> DbResult<Written> {
+        let coll = coll.clone();
+        self.run(|s| async move { s.delete_collection(uid, &coll, pre).await })
+            .await
+    }
+
+    async fn delete_storage(&self, uid: Uid, pre: Precondition) -> DbResult<Written> {
+        self.run(|s| async move { s.delete_storage(uid, pre).await })
+            .await
+    }
+
+    async fn create_batch(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        writes: Vec<BsoInput>,
+        pre: Precondition,
+    ) -> DbResult<Timed<BatchId>> {
+        let coll = coll.clone();
+        self.run(|s| async move { s.create_batch(uid, &coll, writes, pre).await })
+            .await
+    }
+
+    async fn append_batch(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        batch: &BatchId,
+        writes: Vec<BsoInput>,
+        pre: Precondition,
+    ) -> DbResult<SyncTimestamp> {
+        let (coll, batch) = (coll.clone(), batch.clone());
+        self.run(|s| async move { s.append_batch(uid, &coll, &batch, writes, pre).await })
+            .await
+    }
+
+    async fn commit_batch(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        batch: &BatchId,
+        writes: Vec<BsoInput>,
+        pre: Precondition,
+    ) -> DbResult<Written> {
+        let (coll, batch) = (coll.clone(), batch.clone());
+        self.run(|s| async move { s.commit_batch(uid, &coll, &batch, writes, pre).await })
+            .await
+    }
+
+    async fn purge_expired(&self, max_rows: u64) -> DbResult<u64> {
+        self.run(|s| async move { s.purge_expired(max_rows).await })
+            .await
+    }
+
+    async fn forget_user(&self, uid: Uid) -> DbResult<()> {
+        self.run(|s| async move { s.forget_user(uid).await }).await
+    }
+
+    async fn highest_uid(&self) -> DbResult<Option<u64>> {
+        self.run(|s| async move { s.highest_uid().await }).await
+    }
+}

@@ -1,0 +1,150 @@
+//! Every store operation on a task of its own, so it runs to its end
+//! whatever the request does: a client that disconnects or a request that
+//! hits its deadline drops only its wait for the answer, never a
+//! transaction half-way (which would hand a connection back to the pool
+//! inside a transaction and stop every later write).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sync_common::db_url::Backend;
+
+use super::{DbError, DbResult, Node, NodeUpdate, TokenStore, UserHistory, UserRecord};
+use crate::model::user::KeyState;
+
+/// A [`TokenStore`] whose operations cannot be cancelled once started.
+pub struct Detached(Arc<dyn TokenStore>);
+
+impl Detached {
+    pub fn new(store: Arc<dyn TokenStore>) -> Self {
+        Self(store)
+    }
+
+    /// Runs `operation` on the inner store, on its own task.
+    async fn run<T, F, Fut>(&self, operation: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<dyn TokenStore>) -> Fut,
+        Fut: std::future::Future<Output = DbResult<T>> + Send + 'static,
+    {
+        sync_common::task::to_completion(operation(self.0.clone()))
+            .await
+            .map_err(|e| DbError::Other(Box::new(e)))?
+    }
+}
+
+#[async_trait]
+impl TokenStore for Detached {
+    fn backend(&self) -> Backend {
+        self.0.backend()
+    }
+
+    async fn check(&self) -> DbResult<()> {
+        self.run(|s| async move { s.check().await }).await
+    }
+
+    async fn user(&self, email: &str) -> DbResult<Option<UserHistory>> {
+        let email = email.to_owned();
+        self.run(|s| async move { s.user(&email).await }).await
+    }
+
+    async fn user_records(&self, email: &str) -> DbResult<Vec<UserRecord>> {
+        let email = email.to_owned();
+        self.run(|s| async move { s.user_records(&email).await })
+            .await
+    }
+
+    async fn allocate_user(
+        &self,
+        email: &str,
+        keys: &KeyState,
+        node: Option<&str>,
+        replacing: Option<i64>,
+        release_rate: f64,
+    ) -> DbResult<UserRecord> {
+        let (email, keys, node) = (email.to_owned(), keys.clone(), node.map(str::to_owned));
+        self.run(|s| async move {
+            s.allocate_user(&email, &keys, node.as_deref(), replacing, release_rate)
+                .await
+        })
+        .await
+    }
+
+    async fn replace_keys(&self, current: &UserRecord, keys: &KeyState) -> DbResult<UserRecord> {
+        let (current, keys) = (current.clone(), keys.clone());
+        self.run(|s| async move { s.replace_keys(&current, &keys).await })
+            .await
+    }
+
+    async fn raise_keys(&self, uid: i64, keys: &KeyState) -> DbResult<()> {
+        let keys = keys.clone();
+        self.run(|s| async move { s.raise_keys(uid, &keys).await })
+            .await
+    }
+
+    async fn raise_generation(&self, email: &str, generation: i64) -> DbResult<u64> {
+        let email = email.to_owned();
+        self.run(|s| async move { s.raise_generation(&email, generation).await })
+            .await
+    }
+
+    async fn retire_user(&self, email: &str) -> DbResult<u64> {
+        let email = email.to_owned();
+        self.run(|s| async move { s.retire_user(&email).await })
+            .await
+    }
+
+    async fn nodes(&self) -> DbResult<Vec<Node>> {
+        self.run(|s| async move { s.nodes().await }).await
+    }
+
+    async fn add_node(
+        &self,
+        url: &str,
+        capacity: i64,
+        downed: bool,
+        backoff: bool,
+    ) -> DbResult<Node> {
+        let url = url.to_owned();
+        self.run(|s| async move { s.add_node(&url, capacity, downed, backoff).await })
+            .await
+    }
+
+    async fn update_node(&self, url: &str, update: &NodeUpdate) -> DbResult<Node> {
+        let (url, update) = (url.to_owned(), update.clone());
+        self.run(|s| async move { s.update_node(&url, &update).await })
+            .await
+    }
+
+    async fn unassign_node(&self, url: &str) -> DbResult<u64> {
+        let url = url.to_owned();
+        self.run(|s| async move { s.unassign_node(&url).await })
+            .await
+    }
+
+    async fn remove_node(&self, url: &str) -> DbResult<u64> {
+        let url = url.to_owned();
+        self.run(|s| async move { s.remove_node(&url).await }).await
+    }
+
+    async fn count_users(&self, node: Option<&str>) -> DbResult<u64> {
+        let node = node.map(str::to_owned);
+        self.run(|s| async move { s.count_users(node.as_deref()).await })
+            .await
+    }
+
+    async fn replaced_records(&self, before_ms: i64, limit: u64) -> DbResult<Vec<UserRecord>> {
+        self.run(|s| async move { s.replaced_records(before_ms, limit).await })
+            .await
+    }
+
+    async fn reserve_uids_through(&self, uid: i64) -> DbResult<bool> {
+        self.run(|s| async move { s.reserve_uids_through(uid).await })
+            .await
+    }
+
+    async fn delete_record(&self, uid: i64) -> DbResult<()> {
+        self.run(|s| async move { s.delete_record(uid).await })
+            .await
+    }
+}
