@@ -1,7 +1,7 @@
 //! The Dockerflow endpoints both services answer the same way.
 
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
@@ -18,6 +18,20 @@ pub async fn version() -> impl IntoResponse {
         "source": option_env!("SYNC_BUILD_SOURCE").unwrap_or("local build"),
         "build": option_env!("SYNC_BUILD_ID").unwrap_or("dev"),
     }))
+}
+
+/// axum answers a method that a route does not take by itself, with an
+/// empty body: this gives such an answer the protocol's body from `body`,
+/// keeping its `Allow` header. Other responses pass unchanged.
+pub fn protocol_405(response: Response, body: impl FnOnce() -> Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let mut ours = body();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        ours.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    ours
 }
 
 /// How long a heartbeat waits for its database checks: a database that

@@ -9,8 +9,8 @@ pub mod bench;
 pub mod db;
 pub mod fxa;
 pub mod proxy;
+pub mod raw;
 pub mod sync_client;
-pub mod vanish;
 
 /// A loopback URL nothing listens on (a port bound, then freed).
 pub fn unreachable_url() -> String {

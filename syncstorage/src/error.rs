@@ -36,6 +36,10 @@ pub enum ApiError {
     /// 404, body `0`.
     #[error("not found")]
     NotFound,
+    /// 405, body `0`: a method the resource does not take (`Allow` is added
+    /// by the router).
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// 406, body `0`: an `Accept` we cannot produce.
     #[error("not acceptable")]
     NotAcceptable,
@@ -126,6 +130,9 @@ impl IntoResponse for ApiError {
                 response
             }
             ApiError::NotFound => code_body(StatusCode::NOT_FOUND, WeaveCode::Unknown),
+            ApiError::MethodNotAllowed => {
+                code_body(StatusCode::METHOD_NOT_ALLOWED, WeaveCode::Unknown)
+            }
             ApiError::NotAcceptable => code_body(StatusCode::NOT_ACCEPTABLE, WeaveCode::Unknown),
             ApiError::Conflict => retry_later(StatusCode::CONFLICT),
             ApiError::PreconditionFailed(ts) => {

@@ -86,6 +86,22 @@ fn printed_settings_never_show_secrets() {
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(!printed.contains(":pw@"), "{printed}");
     assert!(!format!("{:?}", loaded.config).contains("hunter2"));
+    // A password given as a query parameter is a password too.
+    let loaded = load::<Config>(
+        None,
+        env(&[(
+            "SYNC_SYNCSTORAGE__DATABASE_URL",
+            "postgres://u@db/sync?password=querypw",
+        )]),
+    )
+    .unwrap();
+    let printed = format!(
+        "{} {:?} {}",
+        serde_json::to_string(&loaded.config).unwrap(),
+        loaded.config,
+        loaded.config.syncstorage.database_url
+    );
+    assert!(!printed.contains("querypw"), "{printed}");
 }
 
 #[test]

@@ -188,6 +188,21 @@ impl TokenserverError {
         )
     }
 
+    /// 404 `error`: no endpoint at this path.
+    pub fn not_found() -> Self {
+        error(StatusCode::NOT_FOUND, "error", Location::Url, "Not Found")
+    }
+
+    /// 405 `error`: the endpoint does not take this method.
+    pub fn method_not_allowed() -> Self {
+        error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "error",
+            Location::Url,
+            "Method Not Allowed",
+        )
+    }
+
     /// 404 `error`: an application other than `sync`.
     pub fn unsupported_application() -> Self {
         error(

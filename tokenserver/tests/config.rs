@@ -48,12 +48,41 @@ fn a_jwk_can_be_one_json_variable_or_one_variable_per_field() {
             ("SYNC_TOKENSERVER__FXA_OAUTH_SECONDARY_JWK__N", "sXch"),
             ("SYNC_TOKENSERVER__FXA_OAUTH_SECONDARY_JWK__E", "AQAB"),
             ("SYNC_TOKENSERVER__FXA_OAUTH_SECONDARY_JWK__KID", "k2"),
+            // Mozilla's documented settings give this one as a number.
+            (
+                "SYNC_TOKENSERVER__FXA_OAUTH_SECONDARY_JWK__FXA_CREATED_AT",
+                "1564502400",
+            ),
         ]),
     )
     .unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let jwk = loaded.config.tokenserver.fxa_oauth_secondary_jwk.unwrap();
     assert_eq!((jwk.kid.as_deref(), jwk.e.as_str()), (Some("k2"), "AQAB"));
+    assert_eq!(jwk.fxa_created_at, Some(1_564_502_400));
+}
+
+#[test]
+fn a_malformed_jwk_is_refused_naming_the_setting_and_the_fault() {
+    let cases = [
+        (
+            "SYNC_TOKENSERVER__FXA_OAUTH_PRIMARY_JWK__FXA_CREATED_AT",
+            "soon",
+            "fxa_created_at",
+        ),
+        (
+            "SYNC_TOKENSERVER__FXA_OAUTH_PRIMARY_JWK",
+            "{not json",
+            "JSON object",
+        ),
+    ];
+    for (name, value, fault) in cases {
+        let err = load::<Config>(None, env(&[(name, value)])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("fxa_oauth_primary_jwk"), "{name}: {text}");
+        assert!(text.contains(fault), "{name}: {text}");
+        assert!(!text.contains("untagged"), "{name}: {text}");
+    }
 }
 
 #[test]

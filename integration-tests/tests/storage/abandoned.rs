@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use integration_tests::vanish::{moment, Vanish};
+use integration_tests::raw::{in_waves, moment, Vanish};
 use reqwest::Method;
 
 use crate::support::{bsos, Client, TestServer};
@@ -16,11 +16,9 @@ use crate::support::{bsos, Client, TestServer};
 /// open batches).
 const ROUNDS: usize = 30;
 /// Users whose clients vanish.
-const VANISHING_USERS: u64 = 8;
+const VANISHING_USERS: u64 = 12;
 /// Records each abandoned request writes or deletes.
 const RECORDS: usize = 20;
-/// Abandoned requests in flight at once.
-const WAVE: usize = 20;
 
 /// Prepares what the abandoned deletes and commits act on; returns the
 /// batch ids to commit.
@@ -107,17 +105,8 @@ async fn clients_that_vanish_mid_request_change_nothing_but_their_own_request() 
         calls.extend(abandoned_calls(user, &opened));
         batches.push(opened);
     }
-    let mut calls = calls.into_iter().enumerate().peekable();
-    while calls.peek().is_some() {
-        let wave: Vec<_> = calls
-            .by_ref()
-            .take(WAVE)
-            .map(|(i, call)| tokio::spawn(call.abandon(moment(), Vanish::alternating(i))))
-            .collect();
-        for task in wave {
-            task.await.unwrap();
-        }
-    }
+    let vanishing_calls = calls.into_iter().enumerate();
+    in_waves(vanishing_calls.map(|(i, call)| call.abandon(moment(), Vanish::alternating(i)))).await;
     // Whatever the server still does for them, it does promptly.
     tokio::time::sleep(Duration::from_millis(500)).await;
 

@@ -277,3 +277,47 @@ async fn opening_too_many_batches_forgets_the_oldest() {
             .assert(202);
     }
 }
+
+#[tokio::test]
+async fn a_newlines_commit_of_a_blank_line_or_a_non_record_is_400() {
+    let server = TestServer::spawn().await;
+    let user = server.user(1);
+    for body in ["\n", "{}", "[]"] {
+        let created = user
+            .post("/storage/history?batch=true", bsos("a", 0..1))
+            .await;
+        let batch = created.json()["batch"].as_str().unwrap().to_owned();
+        let commit = user
+            .call(
+                Method::POST,
+                &format!("/storage/history?batch={batch}&commit=true"),
+            )
+            .body("application/newlines", body)
+            .send()
+            .await;
+        assert_eq!(commit.status, 400, "{body:?}: {}", commit.text);
+    }
+    assert_eq!(user.get("/storage/history").await.json(), json!([]));
+    // An empty newlines body, or `[]` in JSON, commits what is staged.
+    for (content_type, body, id) in [
+        ("application/newlines", "", "x"),
+        ("application/json", "[]", "y"),
+    ] {
+        let created = user
+            .post("/storage/history?batch=true", bsos(id, 0..1))
+            .await;
+        let batch = created.json()["batch"].as_str().unwrap().to_owned();
+        user.call(
+            Method::POST,
+            &format!("/storage/history?batch={batch}&commit=true"),
+        )
+        .body(content_type, body)
+        .send()
+        .await
+        .assert(200);
+    }
+    assert_eq!(
+        user.get("/storage/history?sort=oldest").await.json(),
+        json!(["x0", "y0"])
+    );
+}

@@ -266,3 +266,29 @@ async fn a_payload_with_nul_is_refused_on_every_backend() {
         .await
         .assert_code(400, 8);
 }
+
+#[tokio::test]
+async fn the_known_bad_iv_is_refused_in_crypto_only() {
+    let server = TestServer::spawn().await;
+    let user = server.user(1);
+    let bad = r#"{"ciphertext": "x", "IV": "AAAAAAAAAAAAAAAAAAAAAA==", "hmac": "y"}"#;
+    let spaced = r#"{"ciphertext": "x", "IV":"AAAAAAAAAAAAAAAAAAAAAA==", "hmac": "y"}"#;
+    for payload in [bad, spaced] {
+        user.put("/storage/crypto/keys", json!({"payload": payload}))
+            .await
+            .assert_code(400, 8);
+        user.post(
+            "/storage/crypto",
+            json!([{"id": "keys", "payload": payload}]),
+        )
+        .await
+        .assert_code(400, 8);
+    }
+    user.get("/storage/crypto/keys").await.assert(404);
+    user.put("/storage/tabs/t", json!({"payload": bad}))
+        .await
+        .assert(200);
+    user.post("/storage/tabs", json!([{"id": "u", "payload": bad}]))
+        .await
+        .assert(200);
+}

@@ -1,6 +1,7 @@
 //! Protocol-wide behaviour: X-Weave-Timestamp, errors for bad paths and
 //! methods, body limits, content types, CORS, operational endpoints.
 
+use integration_tests::raw::exchange;
 use reqwest::Method;
 use serde_json::json;
 
@@ -50,12 +51,12 @@ async fn unknown_paths_are_404_and_wrong_methods_405() {
         .await
         .assert(404);
     let patch = user.call(Method::PATCH, "/storage/bookmarks").send().await;
-    patch.assert(405);
+    patch.assert_code(405, 0);
     user.call(Method::PUT, "/info/quota")
         .json(&json!({}))
         .send()
         .await
-        .assert(405);
+        .assert_code(405, 0);
 }
 
 #[tokio::test]
@@ -80,6 +81,29 @@ async fn an_oversized_body_is_413_code_17() {
     user.post("/storage/history", big)
         .await
         .assert_code(413, 17);
+    assert_eq!(user.get("/storage/history").await.json(), json!([]));
+}
+
+#[tokio::test]
+async fn a_malformed_or_truncated_chunked_body_is_400_not_413() {
+    let server = TestServer::spawn().await;
+    let user = server.user(1);
+    let authority = format!("127.0.0.1:{}", server.port);
+    for (what, body) in [
+        ("malformed", "zz\r\n[]\r\n0\r\n\r\n"),
+        ("truncated", "40\r\n[{\"id\": \"a\""),
+    ] {
+        let call = user.call(Method::POST, "/storage/history");
+        let head = format!(
+            "POST /1.5/1/storage/history HTTP/1.1\r\nHost: {authority}\r\n\
+             Authorization: {}\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\n\r\n",
+            call.authorization().unwrap()
+        );
+        let answer = exchange(&authority, format!("{head}{body}").as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{what}: {answer}");
+        assert!(answer.ends_with("\r\n\r\n0"), "{what}: {answer}");
+    }
     assert_eq!(user.get("/storage/history").await.json(), json!([]));
 }
 
@@ -198,7 +222,7 @@ async fn a_wrong_method_lists_the_allowed_ones() {
         .call(Method::PATCH, "/storage/bookmarks/x")
         .send()
         .await;
-    response.assert(405);
+    response.assert_code(405, 0);
     let allow = response.header("allow").expect("Allow header");
     assert!(allow.contains("PUT") && allow.contains("GET"), "{allow}");
 }

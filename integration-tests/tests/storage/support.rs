@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hawk::{Credentials, DigestAlgorithm, Key, PayloadHasher, RequestBuilder};
 use integration_tests::db::TestDb;
-use integration_tests::vanish::{http_request, send_and_vanish, Vanish};
+use integration_tests::raw::{http_request, send_and_vanish, Vanish};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::Value;

@@ -5,15 +5,13 @@
 
 use std::time::Duration;
 
-use integration_tests::vanish::{moment, Vanish};
+use integration_tests::raw::{in_waves, moment, Vanish};
 
 use crate::support::{TestTokenserver, NODE};
 
 /// Users whose clients vanish on their first request, and as many on a
 /// key change.
 const USERS: usize = 400;
-/// Abandoned requests in flight at once.
-const WAVE: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clients_that_vanish_mid_request_change_nothing_but_their_own_request() {
@@ -29,17 +27,8 @@ async fn clients_that_vanish_mid_request_change_nothing_but_their_own_request() 
         calls.push(ts.request(&format!("new{n}"), Some(1), "1-qqo"));
         calls.push(ts.request(&format!("k{n}"), Some(2), "2-u7s"));
     }
-    let mut calls = calls.into_iter().enumerate().peekable();
-    while calls.peek().is_some() {
-        let wave: Vec<_> = calls
-            .by_ref()
-            .take(WAVE)
-            .map(|(i, call)| tokio::spawn(call.abandon(moment(), Vanish::alternating(i))))
-            .collect();
-        for task in wave {
-            task.await.unwrap();
-        }
-    }
+    let vanishing_calls = calls.into_iter().enumerate();
+    in_waves(vanishing_calls.map(|(i, call)| call.abandon(moment(), Vanish::alternating(i)))).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Everyone gets a token promptly: new users (an allocation each),

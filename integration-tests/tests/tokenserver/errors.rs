@@ -2,6 +2,7 @@
 
 use integration_tests::db::TestBackend;
 use integration_tests::fxa::{access_claims, access_token, TestKey};
+use integration_tests::sync_client::Reply;
 
 use crate::support::{TestTokenserver, TokenRequest};
 
@@ -33,6 +34,11 @@ async fn a_non_bearer_scheme_is_401_unsupported() {
     reply.assert_error(401, "error", "body", "", "Unsupported");
 }
 
+/// A valid access token for `user`.
+fn sign_for(user: &str) -> String {
+    TestKey::Primary.sign("at+jwt", &access_claims(user, Some(1)))
+}
+
 #[tokio::test]
 async fn a_bad_oauth_token_is_401_invalid_credentials() {
     let ts = TestTokenserver::spawn().await;
@@ -58,6 +64,11 @@ async fn a_bad_oauth_token_is_401_invalid_credentials() {
         ),
         ("no sync scope", no_scope),
         ("unknown to FxA", "not-a-jwt-at-all".to_owned()),
+        // Such users would not fit the `email` column, or hold NUL
+        // (500 on PostgreSQL and MySQL before).
+        ("a 1,000-character user", sign_for(&"a".repeat(1000))),
+        ("a user with NUL", sign_for("ab\u{0}cd")),
+        ("a user with @", sign_for("a@b")),
     ];
     for (what, token) in cases {
         let reply = ts.with_bearer(&token).send().await;
@@ -178,6 +189,26 @@ async fn other_applications_and_versions_are_404() {
         "1.1",
         "Unsupported application version",
     );
+}
+
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods_get_an_error_body() {
+    let ts = TestTokenserver::spawn().await;
+    let missing = ts
+        .request("u", Some(1), "1-qqo")
+        .path("/nothing/here")
+        .send()
+        .await;
+    missing.assert_error(404, "error", "url", "", "Not Found");
+    let response = reqwest::Client::new()
+        .post(format!("{}/1.0/sync/1.5", ts.url))
+        .send()
+        .await
+        .unwrap();
+    let allow = response.headers().get("allow").cloned();
+    let reply = Reply::read(response).await;
+    reply.assert_error(405, "error", "url", "", "Method Not Allowed");
+    assert_eq!(allow.unwrap(), "GET,HEAD");
 }
 
 #[tokio::test]

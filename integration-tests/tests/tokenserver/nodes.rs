@@ -40,6 +40,24 @@ async fn users_go_to_the_least_loaded_node() {
 }
 
 #[tokio::test]
+async fn among_equally_loaded_nodes_the_one_with_most_slots_available_wins() {
+    let ts = TestTokenserver::spawn().await;
+    ts.store.add_node(NODE_2, 100, false, false).await.unwrap();
+    let update = NodeUpdate {
+        capacity: Some(100),
+        available: Some(50),
+        ..NodeUpdate::default()
+    };
+    ts.store.update_node(NODE, &update).await.unwrap();
+    let a = ts.request("a", Some(1), "1-qqo").send().await.ok();
+    assert_eq!(
+        endpoint_node(&a),
+        NODE_2,
+        "more available, though a higher id"
+    );
+}
+
+#[tokio::test]
 async fn a_node_without_available_slots_gets_capacity_released() {
     let ts = TestTokenserver::spawn().await;
     let update = NodeUpdate {

@@ -131,6 +131,16 @@ async fn a_shorter_duration_may_be_asked_for_but_not_a_longer_one() {
         .await
         .ok();
     assert_eq!(long["duration"], 3600);
+    let zero = ts
+        .request("u3", Some(1), "1-qqo")
+        .path("/1.0/sync/1.5?duration=0")
+        .send()
+        .await
+        .ok();
+    assert_eq!(
+        zero["duration"], 3600,
+        "a token already expired is never handed out"
+    );
 }
 
 #[tokio::test]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use integration_tests::db::{TestBackend, TestDb};
 use integration_tests::fxa::{access_token, FakeFxa};
+use integration_tests::raw::{http_request, send_and_vanish, Vanish};
 use integration_tests::sync_client::Reply;
-use integration_tests::vanish::{http_request, send_and_vanish, Vanish};
 use sqlx::{Connection, Executor, Row};
 use sync_common::db_url::DatabaseUrl;
 use sync_common::secret::Secret;

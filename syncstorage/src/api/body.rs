@@ -22,12 +22,22 @@ pub fn post_items(format: BodyFormat, body: &[u8]) -> ApiResult<Vec<Value>> {
             Value::Array(items) => Ok(items),
             _ => Err(invalid()),
         },
-        BodyFormat::Newlines => body
-            .split(|b| *b == b'\n')
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|line| serde_json::from_slice(line).map_err(|_| unparsable()))
-            .collect(),
+        BodyFormat::Newlines => newline_items(body),
     }
+}
+
+/// One JSON value a line, framed as Mozilla's server frames them
+/// (`str::lines`): a final newline ends the last line and an empty body has
+/// no lines, but every line there is must be JSON (a blank one is not).
+fn newline_items(body: &[u8]) -> ApiResult<Vec<Value>> {
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    let body = body.strip_suffix(b"\n").unwrap_or(body);
+    body.split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .map(|line| serde_json::from_slice(line).map_err(|_| unparsable()))
+        .collect()
 }
 
 /// The object of a PUT body.
@@ -50,8 +60,12 @@ mod tests {
                 .len(),
             1
         );
-        let lines = b"{\"id\":\"a\"}\n\n{\"id\":\"b\"}\n";
+        let lines = b"{\"id\":\"a\"}\r\n{\"id\":\"b\"}\n";
         assert_eq!(post_items(BodyFormat::Newlines, lines).unwrap().len(), 2);
+        assert!(post_items(BodyFormat::Newlines, b"").unwrap().is_empty());
+        for blank in [&b"\n"[..], b"{\"id\":\"a\"}\n\n{\"id\":\"b\"}"] {
+            assert!(post_items(BodyFormat::Newlines, blank).is_err());
+        }
         assert!(matches!(
             post_items(BodyFormat::Json, b"[{"),
             Err(ApiError::BadRequest(WeaveCode::JsonParse))

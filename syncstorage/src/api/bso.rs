@@ -50,7 +50,9 @@ pub async fn put(
         return Err(invalid());
     }
     let write = parse_bso(&object, path.id).map_err(|_| invalid())?;
-    if write.payload_len() as u64 > state.config.syncstorage.limits.max_record_payload_bytes {
+    if write.payload_len() as u64 > state.config.syncstorage.limits.max_record_payload_bytes
+        || write.refused_in(&path.collection)
+    {
         return Err(invalid());
     }
     let written = state

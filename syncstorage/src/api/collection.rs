@@ -66,8 +66,11 @@ pub async fn post(
     let mode = query::batch_mode(&params)?;
     upload_limits::check_declared(&headers, &state.config.syncstorage.limits, &mode)?;
     let items = post_items(format, &body)?;
-    let plan = plan_post(items, &state.config.syncstorage.limits)
-        .map_err(|_| ApiError::BadRequest(WeaveCode::InvalidBso))?;
+    let invalid = || ApiError::BadRequest(WeaveCode::InvalidBso);
+    let plan = plan_post(items, &state.config.syncstorage.limits).map_err(|_| invalid())?;
+    if plan.writes.iter().any(|w| w.refused_in(&path.collection)) {
+        return Err(invalid());
+    }
     let success: Vec<String> = plan
         .writes
         .iter()

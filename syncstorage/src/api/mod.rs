@@ -95,6 +95,9 @@ pub fn router(state: AppState) -> Router {
         .merge(storage)
         .merge(ops)
         .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::map_response(|response| async {
+            sync_common::ops::protocol_405(response, || ApiError::MethodNotAllowed.into_response())
+        }))
         // `require_hawk` enforces max_request_bytes itself (413, code 17).
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(

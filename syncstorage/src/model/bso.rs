@@ -80,7 +80,26 @@ pub struct BsoInput {
     pub ttl: Patch<u32>,
 }
 
+/// The all-zero IV that a broken client once wrote into `crypto/keys`;
+/// Mozilla's server refuses such a `crypto` record (`IV":\s*"AAAA…==`), so
+/// a client cannot overwrite good keys with unusable ones.
+const KNOWN_BAD_IV: &str = "\"AAAAAAAAAAAAAAAAAAAAAA==";
+
 impl BsoInput {
+    /// Whether this write may not be stored in `collection`: only `crypto`
+    /// refuses anything, a payload with the known-bad IV.
+    pub fn refused_in(&self, collection: &CollectionName) -> bool {
+        let Patch::Set(payload) = &self.payload else {
+            return false;
+        };
+        collection.as_str() == "crypto"
+            && payload.match_indices("IV\":").any(|(at, _)| {
+                payload[at + 4..]
+                    .trim_start_matches(|c: char| c.is_ascii_whitespace())
+                    .starts_with(KNOWN_BAD_IV)
+            })
+    }
+
     /// Payload size in UTF-8 bytes, as limits and quotas count it.
     pub fn payload_len(&self) -> usize {
         match &self.payload {

@@ -20,7 +20,7 @@ pub fn bearer_token(headers: &HeaderMap) -> ApiResult<&str> {
     Ok(token.trim())
 }
 
-/// `?duration=N`: honoured when `N <= max`; a value that is not a number
+/// `?duration=N`: honoured when `0 < N <= max`; a value that is not a number
 /// is ignored, as Mozilla does ("an error in the duration query parameter
 /// should never cause a request to fail"). Only a query string that does
 /// not parse (a repeated `duration`) is refused.
@@ -32,7 +32,9 @@ pub fn token_duration(query: Option<&str>, max: u64) -> ApiResult<u64> {
     let query: Query = serde_urlencoded::from_str(query.unwrap_or(""))
         .map_err(|_| TokenserverError::invalid_query())?;
     Ok(match query.duration.map(|d| d.parse::<u64>()) {
-        Some(Ok(asked)) if asked <= max => asked,
+        // 0 would hand out a token that is already expired: ignored, as
+        // any other duration the server will not grant.
+        Some(Ok(asked)) if (1..=max).contains(&asked) => asked,
         _ => max,
     })
 }

@@ -47,6 +47,11 @@ pub fn routes(state: AppState) -> Router {
         router = router.route("/1.0/webhooks/fxa/events", post(events::fxa_events));
     }
     router
+        .layer(middleware::map_response(|response| async {
+            sync_common::ops::protocol_405(response, || {
+                TokenserverError::method_not_allowed().into_response()
+            })
+        }))
         .layer(middleware::from_fn_with_state(timeout, deadline))
         .layer(CatchPanicLayer::custom(|_| {
             TokenserverError::internal("a handler panicked").into_response()
@@ -64,7 +69,9 @@ pub fn router(state: AppState) -> Router {
         .route("/__lbheartbeat__", get(sync_common::ops::lbheartbeat))
         .route("/__version__", get(sync_common::ops::version))
         .with_state(state.clone());
-    routes(state).merge(ops)
+    routes(state)
+        .merge(ops)
+        .fallback(|| async { TokenserverError::not_found() })
 }
 
 /// A request that outlives `limit` gets a 503 instead of holding the client.

@@ -41,23 +41,39 @@ impl RsaJwk {
     }
 }
 
-/// A configured JWK: a table of fields, or (for environment variables) a
-/// JSON string holding one.
+/// A configured JWK: a table of fields (one environment variable each, so
+/// `fxa_created_at` may come as a string of digits), or a JSON string
+/// holding one. Errors say what is wrong; the loader names the setting.
 pub fn deserialize_jwk<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RsaJwk>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Form {
-        Table(RsaJwk),
-        Json(String),
+    use serde::de::Error;
+    use serde_json::Value;
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
+        Some(Value::String(text)) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            D::Error::custom(format!(
+                "a JWK given as text must be a JSON object with kty, n and e ({e})"
+            ))
+        }),
+        Some(Value::Object(fields)) => jwk_from_fields(fields).map(Some).map_err(D::Error::custom),
+        Some(_) => Err(D::Error::custom(
+            "a JWK must be a table of its fields (kty, n, e, …) or a JSON string",
+        )),
     }
-    match Option::<Form>::deserialize(d)? {
-        None => Ok(None),
-        Some(Form::Table(jwk)) => Ok(Some(jwk)),
-        Some(Form::Json(text)) if text.trim().is_empty() => Ok(None),
-        Some(Form::Json(text)) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom("a JWK must be a JSON object with kty, n and e")),
+}
+
+fn jwk_from_fields(
+    mut fields: serde_json::Map<String, serde_json::Value>,
+) -> Result<RsaJwk, String> {
+    use serde_json::Value;
+    if let Some(Value::String(text)) = fields.get("fxa_created_at") {
+        let seconds: i64 = text.trim().parse().map_err(|_| {
+            format!("fxa_created_at must be a whole number of seconds, not {text:?}")
+        })?;
+        fields.insert("fxa_created_at".into(), Value::from(seconds));
     }
+    serde_json::from_value(Value::Object(fields))
+        .map_err(|e| format!("a JWK needs kty, n and e as strings ({e})"))
 }
 
 /// A key that signatures are checked against.

@@ -176,6 +176,14 @@ fn verify_jwt(
     Err(VerifyError::Invalid(last))
 }
 
+/// FxA names users by 32 hex digits; anything far from that (too long for
+/// the `email` column, control characters, `@`) is not an FxA user id.
+fn is_fxa_uid(user: &str) -> bool {
+    const MAX_LEN: usize = 64;
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    !user.is_empty() && user.len() <= MAX_LEN && user.bytes().all(allowed)
+}
+
 fn identity(
     user: String,
     scope: &Scopes,
@@ -186,8 +194,10 @@ fn identity(
             "the token lacks the Sync scope".into(),
         ));
     }
-    if user.is_empty() {
-        return Err(VerifyError::Invalid("the token names no user".into()));
+    if !is_fxa_uid(&user) {
+        return Err(VerifyError::Invalid(
+            "the token names no user, or not as FxA names users".into(),
+        ));
     }
     Ok(FxaIdentity {
         fxa_uid: user,

@@ -19,7 +19,8 @@ impl NodeLoad {
 }
 
 /// The node a new user goes to: one that accepts users, least loaded
-/// relative to its capacity, ties to the lowest id.
+/// relative to its capacity; among equals the one with the most available
+/// slots, then the lowest id (Mozilla's order, on every backend).
 pub fn pick(nodes: &[NodeLoad]) -> Option<i64> {
     nodes
         .iter()
@@ -28,7 +29,9 @@ pub fn pick(nodes: &[NodeLoad]) -> Option<i64> {
             // load_a / cap_a vs load_b / cap_b, without floats.
             let lhs = i128::from(a.current_load) * i128::from(b.capacity);
             let rhs = i128::from(b.current_load) * i128::from(a.capacity);
-            lhs.cmp(&rhs).then(a.id.cmp(&b.id))
+            lhs.cmp(&rhs)
+                .then(b.available.cmp(&a.available))
+                .then(a.id.cmp(&b.id))
         })
         .map(|n| n.id)
 }
@@ -75,9 +78,11 @@ mod tests {
     }
 
     #[test]
-    fn ties_go_to_the_lowest_id() {
+    fn ties_go_to_the_most_available_then_the_lowest_id() {
         let nodes = [node(7, 5, 1, 10), node(3, 5, 1, 10)];
         assert_eq!(pick(&nodes), Some(3));
+        let nodes = [node(3, 2, 1, 10), node(7, 5, 1, 10), node(9, 5, 1, 10)];
+        assert_eq!(pick(&nodes), Some(7));
     }
 
     #[test]

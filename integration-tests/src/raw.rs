@@ -1,9 +1,10 @@
-//! Clients that vanish mid-request: a request written to a raw socket,
-//! then the socket half-closed or closed without reading the answer.
+//! HTTP/1.1 over a raw socket, for what no HTTP client library sends:
+//! clients that vanish mid-request (the socket half-closed or closed
+//! without reading the answer) and malformed framing.
 
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How a client leaves a request it has sent.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +49,23 @@ pub fn http_request(
     request
 }
 
+/// Abandoned requests in flight at once.
+const WAVE: usize = 20;
+
+/// Runs `requests`, a wave of concurrent ones at a time.
+pub async fn in_waves<Fut>(requests: impl IntoIterator<Item = Fut>)
+where
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut requests = requests.into_iter().peekable();
+    while requests.peek().is_some() {
+        let wave: Vec<_> = requests.by_ref().take(WAVE).map(tokio::spawn).collect();
+        for task in wave {
+            task.await.unwrap();
+        }
+    }
+}
+
 /// Sends `request` to `authority`, waits `after`, then leaves as `how` says.
 pub async fn send_and_vanish(authority: &str, request: &[u8], after: Duration, how: Vanish) {
     let mut socket = tokio::net::TcpStream::connect(authority).await.unwrap();
@@ -58,4 +76,16 @@ pub async fn send_and_vanish(authority: &str, request: &[u8], after: Duration, h
         // Gone for good a moment later, answered or not.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Sends `request` (its write side then closed) and reads the answer until
+/// the server closes, for at most 10 s.
+pub async fn exchange(authority: &str, request: &[u8]) -> String {
+    let mut socket = tokio::net::TcpStream::connect(authority).await.unwrap();
+    socket.write_all(request).await.unwrap();
+    let _ = socket.shutdown().await;
+    let mut answer = Vec::new();
+    let read = socket.read_to_end(&mut answer);
+    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+    String::from_utf8_lossy(&answer).into_owned()
 }
