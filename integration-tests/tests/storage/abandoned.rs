@@ -135,7 +135,8 @@ async fn clients_that_vanish_mid_request_change_nothing_but_their_own_request() 
 /// Each abandoned write of `user` happened whole or not at all.
 async fn assert_whole_or_nothing(user: &Client, batches: &[String]) {
     assert_all_or_nothing(&counts_by_prefix(user, "written").await, "POST");
-    assert_all_or_nothing(&counts_by_prefix(user, "batched").await, "commit");
+    let committed_early = counts_by_prefix(user, "batched").await;
+    assert_all_or_nothing(&committed_early, "commit");
     assert_all_or_nothing(&counts_by_prefix(user, "doomed").await, "DELETE ids");
     for i in 0..ROUNDS / 4 {
         let left = user.get(&format!("/storage/whole{i}")).await;
@@ -144,9 +145,8 @@ async fn assert_whole_or_nothing(user: &Client, batches: &[String]) {
     }
     // A batch whose commit was abandoned is either committed (and gone) or
     // still open with its first half, and committable.
-    let staged = counts_by_prefix(user, "batched").await;
     for (i, batch) in batches.iter().enumerate() {
-        if staged.contains_key(&format!("b{i}_")) {
+        if committed_early.contains_key(&format!("b{i}_")) {
             continue;
         }
         user.call(

@@ -315,10 +315,9 @@ impl Call {
     /// Sends the request over a raw socket, waits `after`, then leaves as
     /// `how` says without reading the answer: a client that vanishes.
     pub async fn abandon(self, after: Duration, how: Vanish) {
-        let mut headers = self.headers.clone();
-        if let Some(authorization) = self.authorization() {
-            headers.push(("Authorization".into(), authorization));
-        }
+        let authorization = self.authorization();
+        let mut headers = self.headers;
+        headers.extend(authorization.map(|a| ("Authorization".into(), a)));
         let (content_type, body) = self.body.unwrap_or_default();
         if !content_type.is_empty() {
             headers.push(("Content-Type".into(), content_type));
