@@ -89,3 +89,67 @@ pub async fn exchange(authority: &str, request: &[u8]) -> String {
     let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+/// A slow client (slowloris): sends a request's headers a byte every
+/// `interval`, and each time the server closes the connection opens
+/// another, until `until`. Returns how many connections the server closed.
+pub async fn trickle(authority: &str, interval: Duration, until: tokio::time::Instant) -> usize {
+    // A header that never ends: the server cannot tell it from a slow one.
+    let head = b"GET /__heartbeat__ HTTP/1.1\r\nHost: slow\r\nX-Slow: ";
+    let mut closed = 0;
+    while tokio::time::Instant::now() < until {
+        let connect = tokio::net::TcpStream::connect(authority);
+        let Ok(Ok(mut socket)) = tokio::time::timeout(interval, connect).await else {
+            continue;
+        };
+        for sent in 0.. {
+            if tokio::time::Instant::now() >= until {
+                return closed;
+            }
+            let byte = head.get(sent).copied().unwrap_or(b'a');
+            if socket.write_all(&[byte]).await.is_err()
+                || closed_within(&mut socket, interval).await
+            {
+                closed += 1;
+                break;
+            }
+        }
+    }
+    closed
+}
+
+/// Whether the server closes (or answers on) `socket` within `wait`.
+pub async fn closed_within(socket: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 512];
+    // Any answer to an unfinished request is the server giving up on it.
+    tokio::time::timeout(wait, socket.read(&mut buf))
+        .await
+        .is_ok()
+}
+
+/// Reads one answer with a `Content-Length` body from `socket`, leaving the
+/// connection open; `None` if the server closed it first.
+pub async fn read_answer(socket: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if answer.len() >= end + 4 + length {
+                return Some(text);
+            }
+        }
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+}

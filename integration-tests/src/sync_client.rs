@@ -106,6 +106,15 @@ impl SyncClient {
         }
     }
 
+    /// The same client opening a new connection for every request.
+    pub fn without_keep_alive(mut self) -> Self {
+        self.http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        self
+    }
+
     /// A HAWK-signed request to `<endpoint><path>`.
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
         let url = format!("{}{path}", self.endpoint);

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sync_common::db_url::DatabaseUrl;
 use sync_common::secret::Secret;
+use sync_common::server::ConnectionLimits;
 use syncstorage::config::StorageConfig;
 use tokenserver::TokenserverConfig;
 
@@ -31,6 +32,8 @@ pub struct Config {
     pub human_logs: bool,
     /// Default log filter when `RUST_LOG` is unset.
     pub log_level: String,
+    /// Client connections: timeouts and how many at once.
+    pub connections: ConnectionLimits,
     /// The storage node.
     pub syncstorage: StorageConfig,
     /// The tokenserver.
@@ -49,6 +52,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             human_logs: true,
             log_level: "info".into(),
+            connections: storage.connections,
             syncstorage: storage.syncstorage,
             tokenserver: TokenserverConfig::default(),
         }
@@ -108,6 +112,7 @@ impl Config {
             previous_master_secrets: self.previous_master_secrets.clone(),
             human_logs: self.human_logs,
             log_level: self.log_level.clone(),
+            connections: self.connections.clone(),
             syncstorage,
         }
     }
@@ -125,6 +130,7 @@ impl Config {
             previous_master_secrets: self.previous_master_secrets.clone(),
             human_logs: self.human_logs,
             log_level: self.log_level.clone(),
+            connections: self.connections.clone(),
             tokenserver: settings,
         }
     }

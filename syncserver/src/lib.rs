@@ -70,7 +70,7 @@ pub async fn serve(
             token_store,
             health::heartbeat,
         ));
-    let result = sync_common::server::serve(router, listener, shutdown).await;
+    let result = sync_common::server::serve(router, listener, &config.connections, shutdown).await;
     purger.abort();
     Ok(result?)
 }

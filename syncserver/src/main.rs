@@ -73,9 +73,7 @@ async fn serve(mut config: Config) -> CliResult {
         );
     }
     let address = format!("{}:{}", config.host, config.port);
-    let listener = tokio::net::TcpListener::bind(&address)
-        .await
-        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let listener = sync_common::server::listen(&config.host, config.port).await?;
     // Port 0 asks for any free port: the public URL names the real one.
     config.port = listener.local_addr()?.port();
     let public_url = config.public_url();

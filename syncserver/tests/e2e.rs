@@ -10,119 +10,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-use base64::Engine;
-use integration_tests::fxa::{access_token, TestKey};
+use std::time::Duration;
+
+use integration_tests::fxa::access_token;
 use integration_tests::sync_client::{get_token, SyncClient};
 use serde_json::{json, Value};
-
-/// A `syncserver` process in its own working directory; killed on drop.
-struct Server {
-    url: String,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Server {
-    /// Starts the binary on a free port (`SYNC_PORT=0`), as the README
-    /// says: no settings but the test FxA key.
-    async fn start() -> Self {
-        let mut server = Self {
-            url: String::new(),
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        server.spawn(&[("SYNC_PORT", "0")]).await;
-        server
-    }
-
-    /// Starts the binary with `env` and waits until it serves.
-    async fn spawn(&mut self, env: &[(&str, &str)]) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_syncserver"));
-        command
-            .current_dir(self.dir.path())
-            .env_clear()
-            .env("SYNC_LOG_LEVEL", "warn")
-            .env(
-                "SYNC_TOKENSERVER__FXA_OAUTH_PRIMARY_JWK",
-                TestKey::Primary.jwk().to_string(),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        self.child = Some(child);
-        self.url = announced_url(stderr).await;
-        wait_until_up(&self.url, self.child.as_mut().unwrap()).await;
-    }
-
-    fn port(&self) -> String {
-        self.url.rsplit(':').next().unwrap().to_owned()
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// The server prints the URL to give Firefox; read it from stderr (and keep
-/// draining stderr so the child never blocks on a full pipe).
-async fn announced_url(stderr: std::process::ChildStderr) -> String {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut tx = Some(tx);
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(uri) = line.split("identity.sync.tokenserver.uri to ").nth(1) {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(uri.trim_end_matches("/1.0/sync/1.5").to_owned());
-                }
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(60), rx)
-        .await
-        .expect("the server announced no URL")
-        .expect("the server exited before announcing its URL")
-}
-
-/// Polls `/__heartbeat__` until the server answers (a process start has no
-/// other signal to wait on), failing at once if the process died.
-async fn wait_until_up(url: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{url}/__heartbeat__")).await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the server exited: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server at {url} did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use support::{key_id, token, Server};
 
 /// For `SYNC_E2E_SERVER`: a server we did not start.
 async fn wait_for_external(url: &str) {
@@ -136,21 +31,6 @@ async fn wait_for_external(url: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("no server answers at {url}");
-}
-
-fn key_id(keys_changed_at: i64, client_state: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(client_state);
-    format!("{keys_changed_at}-{b64}")
-}
-
-async fn token(server: &str, fxa_uid: &str, generation: i64, client_state: &[u8]) -> SyncClient {
-    let reply = get_token(
-        &format!("{server}/1.0/sync/1.5"),
-        &access_token(fxa_uid, Some(generation)),
-        &key_id(generation, client_state),
-    )
-    .await;
-    SyncClient::from_token(&reply.assert(200).json())
 }
 
 fn history(i: usize) -> Value {

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use sync_common::db_url::DatabaseUrl;
 use sync_common::secret::Secret;
+use sync_common::server::ConnectionLimits;
 
 use crate::model::limits::Limits;
 
@@ -31,6 +32,8 @@ pub struct Config {
     pub human_logs: bool,
     /// Default log filter when `RUST_LOG` is unset.
     pub log_level: String,
+    /// Client connections: timeouts and how many at once.
+    pub connections: ConnectionLimits,
     /// Storage-node settings.
     pub syncstorage: StorageConfig,
 }
@@ -82,6 +85,7 @@ impl Default for Config {
             previous_master_secrets: Vec::new(),
             human_logs: true,
             log_level: "info".into(),
+            connections: ConnectionLimits::default(),
             syncstorage: StorageConfig::default(),
         }
     }
@@ -139,6 +143,7 @@ impl Config {
             problems.push("syncstorage.max_quota_limit must be greater than 0".into());
         }
         problems.extend(s.limits.problems());
+        problems.extend(self.connections.problems());
         problems
     }
 

@@ -78,9 +78,10 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let connections = config.connections.clone();
     let state = build_state(config).await?;
     let purger = purge::spawn(state.store.clone(), &state.config.syncstorage);
-    let result = sync_common::server::serve(router(state), listener, shutdown).await;
+    let result = sync_common::server::serve(router(state), listener, &connections, shutdown).await;
     purger.abort();
     Ok(result?)
 }

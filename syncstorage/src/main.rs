@@ -73,9 +73,7 @@ fn development_secret() -> Secret {
 
 async fn serve(config: Config) -> CliResult {
     let address = format!("{}:{}", config.host, config.port);
-    let listener = tokio::net::TcpListener::bind(&address)
-        .await
-        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let listener = sync_common::server::listen(&config.host, config.port).await?;
     tracing::info!(
         %address,
         database = %config.syncstorage.database_url,

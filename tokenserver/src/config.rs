@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use sync_common::db_url::DatabaseUrl;
 use sync_common::secret::Secret;
+use sync_common::server::ConnectionLimits;
 
 use crate::auth::keys::{deserialize_jwk, RsaJwk};
 
@@ -26,6 +27,8 @@ pub struct Config {
     pub human_logs: bool,
     /// Default log filter when `RUST_LOG` is unset.
     pub log_level: String,
+    /// Client connections: timeouts and how many at once.
+    pub connections: ConnectionLimits,
     /// The tokenserver itself.
     pub tokenserver: TokenserverConfig,
 }
@@ -91,6 +94,7 @@ impl Default for Config {
             previous_master_secrets: Vec::new(),
             human_logs: true,
             log_level: "info".into(),
+            connections: ConnectionLimits::default(),
             tokenserver: TokenserverConfig::default(),
         }
     }
@@ -136,6 +140,7 @@ impl Config {
             );
         }
         problems.extend(self.tokenserver.problems());
+        problems.extend(self.connections.problems());
         problems
     }
 

@@ -138,5 +138,5 @@ pub async fn serve(
         config.metrics_hash_secret(),
     )
     .await?;
-    Ok(sync_common::server::serve(router(state), listener, shutdown).await?)
+    Ok(sync_common::server::serve(router(state), listener, &config.connections, shutdown).await?)
 }

@@ -62,9 +62,7 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Config) -> CliResult {
     let address = format!("{}:{}", config.host, config.port);
-    let listener = tokio::net::TcpListener::bind(&address)
-        .await
-        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let listener = sync_common::server::listen(&config.host, config.port).await?;
     tracing::info!(%address, database = %config.tokenserver.database_url, "tokenserver listening");
     tokenserver::serve(config, listener, sync_common::server::shutdown_signal()).await?;
     Ok(())
