@@ -50,6 +50,9 @@ pub struct StorageConfig {
     pub database_busy_timeout_ms: u64,
     /// How far a HAWK timestamp may be from the server clock, in seconds.
     pub hawk_skew_seconds: u64,
+    /// `redis://host:port[/db]`: the replay cache every replica of this
+    /// node shares, kept across restarts. Unset: in the process.
+    pub replay_cache_url: Option<DatabaseUrl>,
     /// Enforce a per-user storage quota.
     pub enable_quota: bool,
     /// The quota, in payload bytes, when `enable_quota` is set.
@@ -98,6 +101,7 @@ impl Default for StorageConfig {
             database_max_connections: 8,
             database_busy_timeout_ms: 5_000,
             hawk_skew_seconds: 60,
+            replay_cache_url: None,
             enable_quota: false,
             max_quota_limit: 2_097_152_000,
             limits: Limits::default(),
@@ -133,8 +137,15 @@ impl Config {
             problems.push(e);
         }
         let s = &self.syncstorage;
-        if s.hawk_skew_seconds == 0 {
-            problems.push("syncstorage.hawk_skew_seconds must be greater than 0".into());
+        if !(1..=3600).contains(&s.hawk_skew_seconds) {
+            problems.push("syncstorage.hawk_skew_seconds must be between 1 and 3600".into());
+        }
+        if let Some(url) = &s.replay_cache_url {
+            if !url.expose().starts_with("redis://") {
+                problems.push(format!(
+                    "syncstorage.replay_cache_url {url} must be a redis:// URL"
+                ));
+            }
         }
         if s.request_timeout_seconds == 0 {
             problems.push("syncstorage.request_timeout_seconds must be greater than 0".into());

@@ -19,12 +19,15 @@ pub mod purge;
 use std::future::Future;
 use std::sync::Arc;
 
-use sync_common::hawk::HawkVerifier;
+use sync_common::db_url::Backend;
+use sync_common::hawk::{HawkVerifier, ReplayCache};
 use sync_common::token::TokenSecrets;
 use tokio::net::TcpListener;
 
 pub use api::{router, AppState};
 pub use config::Config;
+use config::StorageConfig;
+use model::timestamp::SyncTimestamp;
 
 /// Why the node could not start, as a sentence for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -63,13 +66,37 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         ),
         None => None,
     };
-    let hawk = HawkVerifier::new(secrets, storage.hawk_skew_seconds);
+    let nonces = replay_cache(storage).await?;
+    let hawk = HawkVerifier::new(secrets, storage.hawk_skew_seconds, nonces);
     Ok(AppState {
         store,
         hawk: Arc::new(hawk),
         public_origin,
         config: Arc::new(config),
     })
+}
+
+/// Where this node remembers nonces (ADR 0009).
+async fn replay_cache(storage: &StorageConfig) -> Result<ReplayCache, StartError> {
+    match &storage.replay_cache_url {
+        Some(url) => ReplayCache::shared(url.expose()).map_err(|e| {
+            StartError::Config(vec![format!("syncstorage.replay_cache_url {url}: {e}")])
+        }),
+        None => {
+            if !matches!(storage.database_url.backend(), Ok(Backend::Sqlite)) {
+                tracing::warn!(
+                    "replay protection is per process: replicas of this node do not share it \
+                     (set syncstorage.replay_cache_url to share it in Redis)"
+                );
+            }
+            // Requests signed in this second may have been served by this
+            // node before a restart: refuse them, and serve from the next.
+            let now = SyncTimestamp::now();
+            let rest_of_second = 1000 - now.as_millis() % 1000;
+            tokio::time::sleep(std::time::Duration::from_millis(rest_of_second)).await;
+            Ok(ReplayCache::in_process(now.as_seconds()))
+        }
+    }
 }
 
 /// Runs the node on `listener` until `shutdown` resolves.

@@ -66,6 +66,18 @@ impl Connection {
         self.evicted.notified().await;
     }
 
+    /// Bytes went out after the last request's response was handed over
+    /// (hyper drops the body once it is queued): still sending, not idle.
+    fn bytes_sent(&self) {
+        if let Phase::Waiting {
+            since,
+            reading: false,
+        } = &mut *self.phase()
+        {
+            *since = Instant::now();
+        }
+    }
+
     /// The client sent bytes: on an idle connection they start a request,
     /// whose headers are now due.
     fn bytes_arrived(&self) {
@@ -169,13 +181,17 @@ impl Connections {
             .filter_map(|c| c.waiting_since().map(|since| (since, c.id)))
             .filter(|(since, _)| now.duration_since(*since) >= EVICTION_GRACE)
             .min();
-        match oldest.and_then(|(_, id)| open.remove(&id)) {
-            Some(connection) => {
-                connection.evicted.notify_one();
-                true
-            }
-            None => false,
+        let Some(connection) = oldest.and_then(|(_, id)| open.get(&id).cloned()) else {
+            return false;
+        };
+        // A request may have begun since the scan: then it is not evicted.
+        let phase = connection.phase();
+        if matches!(*phase, Phase::Busy { .. }) {
+            return false;
         }
+        open.remove(&connection.id);
+        connection.evicted.notify_one();
+        true
     }
 }
 
@@ -224,7 +240,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.connection.bytes_sent();
+        }
+        polled
     }
 
     fn poll_write_vectored(
@@ -232,7 +252,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.connection.bytes_sent();
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -248,8 +272,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     }
 }
 
-/// A response body that keeps its request in progress until it has been
-/// sent, so a long response is never taken for an idle connection.
+/// A response body that keeps its request in progress until hyper has
+/// taken all of it; what is still being written counts as activity (see
+/// `Connection::bytes_sent`).
 pub(super) struct Tracked {
     pub(super) body: axum::body::Body,
     pub(super) _request: Request,

@@ -111,10 +111,12 @@ pub async fn serve(
             }
             Err(e) => {
                 accept_errors.note(&e);
-                // Out of descriptors: free one rather than wait for it.
-                if !(is_out_of_files(&e) && connections.evict_longest_waiting()) {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                // Out of descriptors: free one (its task closes it) rather
+                // than wait for one.
+                if is_out_of_files(&e) {
+                    connections.evict_longest_waiting();
                 }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
@@ -164,16 +166,22 @@ async fn serve_connection(
         let deadline = connection.deadline(&limits);
         tokio::select! {
             _ = served.as_mut() => return,
-            () = connection.evicted() => return,
+            () = connection.evicted(), if !stopping => {
+                if !connection.is_busy() {
+                    return;
+                }
+                // A request began as it was chosen: finish it, then close.
+                stopping = true;
+                served.as_mut().graceful_shutdown();
+            }
             () = tokio::time::sleep_until(deadline.unwrap_or(recheck)) => {
                 if connection.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
                     return;
                 }
             }
             _ = stop.changed(), if !stopping => {
-                if !connection.is_busy() {
-                    return;
-                }
+                // hyper closes an idle connection at once and lets one that
+                // is answering (or still writing its answer) finish.
                 stopping = true;
                 served.as_mut().graceful_shutdown();
             }

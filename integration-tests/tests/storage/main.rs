@@ -16,4 +16,5 @@ mod outage;
 mod paging;
 mod preconditions;
 mod protocol;
+mod replay;
 mod support;

@@ -45,7 +45,12 @@ impl TestServer {
     /// A second node on this one's database (as another process would be),
     /// accepting tokens made with the same secret.
     pub async fn spawn_beside(&self) -> Self {
-        Self::start(self.db.clone(), self.secret.clone(), |_| {}).await
+        self.spawn_beside_with(|_| {}).await
+    }
+
+    /// Like `spawn_beside`, after `adjust` has changed the settings.
+    pub async fn spawn_beside_with(&self, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start(self.db.clone(), self.secret.clone(), adjust).await
     }
 
     async fn start(db: Arc<TestDb>, secret: String, adjust: impl FnOnce(&mut Config)) -> Self {
@@ -182,6 +187,13 @@ pub struct Client {
 }
 
 impl Client {
+    /// The same client sending its requests to `server` (still signed for
+    /// the host and port it was made for).
+    pub fn sending_to(mut self, server: &TestServer) -> Self {
+        self.base = server.origin();
+        self
+    }
+
     /// A request to `/1.5/{uid}{path}`.
     pub fn call(&self, method: Method, path: &str) -> Call {
         Call {

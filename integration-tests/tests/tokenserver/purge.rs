@@ -28,6 +28,9 @@ async fn storage_node(secret: &str, dir: &std::path::Path) -> String {
             .await
             .unwrap();
     });
+    // Ready once it answers: a request signed while the node starts is
+    // refused as possibly served before a restart (ADR 0009).
+    reqwest::get(format!("{url}/__heartbeat__")).await.unwrap();
     url
 }
 

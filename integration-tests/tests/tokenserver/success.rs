@@ -1,7 +1,7 @@
 //! The 200: its body, headers and a token the storage node accepts.
 
 use integration_tests::fxa::unix_now;
-use sync_common::hawk::{HawkRequest, HawkVerifier};
+use sync_common::hawk::{HawkRequest, HawkVerifier, ReplayCache};
 use sync_common::token::{hmac_sha256, TokenSecrets};
 
 use crate::support::{TestTokenserver, NODE};
@@ -86,7 +86,7 @@ async fn the_token_is_tokenlib_format_and_verifies_on_a_storage_node() {
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{raw}");
     // A storage node with the same secret accepts HAWK signed with the key.
-    let verifier = HawkVerifier::new(secrets, 60);
+    let verifier = HawkVerifier::new(secrets, 60, ReplayCache::in_process(0));
     let path = format!("/1.5/{}/info/collections", p.uid);
     let credentials = hawk::Credentials {
         id: body["id"].as_str().unwrap().to_owned(),
@@ -110,6 +110,7 @@ async fn the_token_is_tokenlib_format_and_verifies_on_a_storage_node() {
     };
     let verified = verifier
         .verify(Some(&format!("Hawk {header}")), &request, unix_now(), false)
+        .await
         .unwrap();
     assert_eq!(verified.uid, p.uid);
 }

@@ -123,6 +123,7 @@ pub async fn require_hawk(
     let token = state
         .hawk
         .verify_signed(signed, &hawk_request, now, allow_expired)
+        .await
         .map_err(unauthorized)?;
     let node_ok = Origin::parse(&token.node).is_ok_and(|node| node == origin);
     if !node_ok || token.uid != path_uid {
@@ -135,6 +136,9 @@ pub async fn require_hawk(
 }
 
 fn unauthorized(err: HawkError) -> ApiError {
+    if let HawkError::ReplayCacheUnavailable(_) = err {
+        return ApiError::Unavailable(Box::new(err));
+    }
     tracing::debug!(error = %err, "HAWK authentication failed");
     match err {
         HawkError::StaleTimestamp { now, tsm } => ApiError::Unauthorized {

@@ -195,6 +195,13 @@ impl QueryPairs {
         Self(pairs)
     }
 
+    /// A request's query string (without the `?`); 400 if it is not one.
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        serde_urlencoded::from_str(query)
+            .map(QueryPairs)
+            .map_err(|_| ApiError::BadRequest(WeaveCode::Unknown))
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
@@ -208,9 +215,6 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let query = parts.uri.query().unwrap_or("");
-        serde_urlencoded::from_str(query)
-            .map(QueryPairs)
-            .map_err(|_| ApiError::BadRequest(WeaveCode::Unknown))
+        QueryPairs::parse(parts.uri.query().unwrap_or(""))
     }
 }

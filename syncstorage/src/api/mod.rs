@@ -2,14 +2,14 @@
 //! list), the shared state, and the layers every request passes through.
 
 pub mod auth;
-mod body;
+pub mod body;
 mod bso;
 mod collection;
 pub mod extract;
 pub mod headers;
 mod info;
 mod ops;
-mod query;
+pub mod query;
 mod reply;
 mod upload_limits;
 mod user;

@@ -6,9 +6,9 @@
 //! expiry, and finally the nonce, which is remembered only once the MAC is
 //! good so that forged requests cannot fill the replay cache.
 
-use std::collections::{HashMap, VecDeque};
+mod nonces;
+
 use std::str::FromStr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
@@ -17,8 +17,10 @@ use hawk::{DigestAlgorithm, Header, Key, PayloadHasher, RequestBuilder};
 use sha2::{Digest, Sha256};
 
 use crate::token::{TokenPayload, TokenSecrets};
+pub use nonces::ReplayCache;
 
-/// Why a HAWK-signed request was refused. Every variant is a 401 on the wire.
+/// Why a HAWK-signed request was refused: a 401 on the wire, but for
+/// `ReplayCacheUnavailable` (503: the request may be fine).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HawkError {
     #[error("no Authorization header")]
@@ -40,6 +42,8 @@ pub enum HawkError {
     Expired,
     #[error("the nonce was already used")]
     Replay,
+    #[error("the replay cache cannot be reached: {0}")]
+    ReplayCacheUnavailable(String),
 }
 
 /// The parts of an HTTP request that HAWK signs, as the client saw them.
@@ -58,35 +62,41 @@ pub struct HawkRequest<'a> {
 pub struct HawkVerifier {
     secrets: TokenSecrets,
     skew: u64,
-    nonces: NonceCache,
+    nonces: ReplayCache,
 }
 
 impl HawkVerifier {
     /// `skew_secs` is how far a request's `ts` may be from the server clock;
-    /// nonces are remembered for that long.
-    pub fn new(secrets: TokenSecrets, skew_secs: u64) -> Self {
+    /// nonces are remembered in `nonces` for that long.
+    pub fn new(secrets: TokenSecrets, skew_secs: u64, nonces: ReplayCache) -> Self {
         Self {
             secrets,
             skew: skew_secs,
-            nonces: NonceCache::new(NONCE_CACHE_CAPACITY),
+            nonces,
         }
+    }
+
+    /// For the heartbeat: whether the replay cache can record nonces.
+    pub async fn check(&self) -> Result<(), HawkError> {
+        self.nonces.check().await
     }
 
     /// Checks `authorization` for `req` at `now` (unix seconds). Expired
     /// tokens pass only when `allow_expired` is set.
-    pub fn verify(
+    pub async fn verify(
         &self,
         authorization: Option<&str>,
         req: &HawkRequest<'_>,
         now: u64,
         allow_expired: bool,
     ) -> Result<TokenPayload, HawkError> {
-        self.verify_signed(self.precheck(authorization)?, req, now, allow_expired)
+        let signed = self.precheck(authorization)?;
+        self.verify_signed(signed, req, now, allow_expired).await
     }
 
     /// The checks that need the request (and body), on a `precheck`ed header,
     /// so the header and token are parsed and verified once.
-    pub fn verify_signed(
+    pub async fn verify_signed(
         &self,
         signed: Signed,
         req: &HawkRequest<'_>,
@@ -99,7 +109,8 @@ impl HawkVerifier {
         };
         let key = Key::new(token.derived_secret.as_bytes(), DigestAlgorithm::Sha256)
             .map_err(|_| HawkError::InvalidToken)?;
-        if ts.abs_diff(now) > self.skew {
+        // Signed before the replay cache began: perhaps already served.
+        if ts.abs_diff(now) > self.skew || ts < self.nonces.remembers_from() {
             return Err(HawkError::StaleTimestamp {
                 now,
                 tsm: timestamp_mac(&key, now),
@@ -109,7 +120,11 @@ impl HawkVerifier {
         if !allow_expired && token.payload.is_expired(now) {
             return Err(HawkError::Expired);
         }
-        if !self.nonces.insert(id, nonce, now, ts + self.skew) {
+        let first_use = self
+            .nonces
+            .first_use(nonce_key(id, nonce), now, ts.saturating_add(self.skew))
+            .await?;
+        if !first_use {
             return Err(HawkError::Replay);
         }
         Ok(token.payload)
@@ -208,63 +223,8 @@ fn timestamp_mac(key: &Key, now: u64) -> String {
         .unwrap_or_default()
 }
 
-/// Upper bound on remembered nonces; past it the oldest are forgotten first.
-const NONCE_CACHE_CAPACITY: usize = 1_000_000;
-
-/// Remembers `(token, nonce)` pairs until their timestamp leaves the skew
-/// window, after which a replay would be refused as stale anyway.
-#[derive(Debug)]
-struct NonceCache {
-    capacity: usize,
-    inner: Mutex<NonceState>,
-}
-
-#[derive(Debug, Default)]
-struct NonceState {
-    expiry_by_key: HashMap<[u8; 32], u64>,
-    order: VecDeque<([u8; 32], u64)>,
-}
-
-impl NonceCache {
-    fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            inner: Mutex::new(NonceState::default()),
-        }
-    }
-
-    /// Records the nonce; false if it was already recorded and still live.
-    fn insert(&self, token: &str, nonce: &str, now: u64, expires: u64) -> bool {
-        let key = nonce_key(token, nonce);
-        let mut state = match self.inner.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        state.prune(now, self.capacity);
-        if state.expiry_by_key.get(&key).is_some_and(|e| *e >= now) {
-            return false;
-        }
-        state.expiry_by_key.insert(key, expires);
-        state.order.push_back((key, expires));
-        true
-    }
-}
-
-impl NonceState {
-    fn prune(&mut self, now: u64, capacity: usize) {
-        while let Some(&(key, expires)) = self.order.front() {
-            if expires >= now && self.order.len() < capacity {
-                break;
-            }
-            self.order.pop_front();
-            if self.expiry_by_key.get(&key) == Some(&expires) {
-                self.expiry_by_key.remove(&key);
-            }
-        }
-    }
-}
-
-fn nonce_key(token: &str, nonce: &str) -> [u8; 32] {
+/// What the replay cache remembers of a request: its token and nonce.
+fn nonce_key(token: &str, nonce: &str) -> nonces::NonceKey {
     let mut hasher = Sha256::new();
     hasher.update(token.as_bytes());
     hasher.update([0u8]);
@@ -294,7 +254,7 @@ mod tests {
         };
         let minted = secrets.make_token(&payload).unwrap();
         (
-            HawkVerifier::new(secrets, 60),
+            HawkVerifier::new(secrets, 60, ReplayCache::in_process(0)),
             minted.token,
             minted.derived_secret,
         )
@@ -326,33 +286,53 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_good_signature_verifies_once_and_its_replay_is_refused() {
+    #[tokio::test]
+    async fn a_good_signature_verifies_once_and_its_replay_is_refused() {
         let (v, id, key) = verifier();
         let auth = sign(&id, &key, NOW, "n1", "/1.5/7", None);
-        let payload = v.verify(Some(&auth), &req("/1.5/7"), NOW, false).unwrap();
+        let payload = v
+            .verify(Some(&auth), &req("/1.5/7"), NOW, false)
+            .await
+            .unwrap();
         assert_eq!(payload.uid, 7);
         assert_eq!(
-            v.verify(Some(&auth), &req("/1.5/7"), NOW, false),
+            v.verify(Some(&auth), &req("/1.5/7"), NOW, false).await,
             Err(HawkError::Replay)
         );
     }
 
-    #[test]
-    fn a_different_path_fails_the_mac() {
+    #[tokio::test]
+    async fn a_request_signed_before_the_cache_began_is_refused_as_stale() {
+        let (_, id, key) = verifier();
+        let secrets = TokenSecrets::new(&["master"]).unwrap();
+        let restarted = HawkVerifier::new(secrets, 60, ReplayCache::in_process(NOW));
+        // The predecessor may have served requests up to its last second.
+        let before = sign(&id, &key, NOW, "n1", "/", None);
+        assert!(matches!(
+            restarted.verify(Some(&before), &req("/"), NOW, false).await,
+            Err(HawkError::StaleTimestamp { .. })
+        ));
+        let after = sign(&id, &key, NOW + 1, "n2", "/", None);
+        let root = req("/");
+        let later = restarted.verify(Some(&after), &root, NOW + 1, false);
+        assert!(later.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_different_path_fails_the_mac() {
         let (v, id, key) = verifier();
         let auth = sign(&id, &key, NOW, "n1", "/1.5/7", None);
         assert_eq!(
-            v.verify(Some(&auth), &req("/1.5/8"), NOW, false),
+            v.verify(Some(&auth), &req("/1.5/8"), NOW, false).await,
             Err(HawkError::BadMac)
         );
     }
 
-    #[test]
-    fn a_stale_timestamp_is_refused_with_the_server_time() {
+    #[tokio::test]
+    async fn a_stale_timestamp_is_refused_with_the_server_time() {
         let (v, id, key) = verifier();
         let auth = sign(&id, &key, NOW - 61, "n1", "/", None);
-        match v.verify(Some(&auth), &req("/"), NOW, false) {
+        match v.verify(Some(&auth), &req("/"), NOW, false).await {
             Err(HawkError::StaleTimestamp { now, tsm }) => {
                 assert_eq!(now, NOW);
                 assert!(!tsm.is_empty());
@@ -361,42 +341,42 @@ mod tests {
         }
     }
 
-    #[test]
-    fn expired_tokens_pass_only_when_allowed() {
+    #[tokio::test]
+    async fn expired_tokens_pass_only_when_allowed() {
         let (v, id, key) = verifier();
         let later = NOW + 200;
         let auth = sign(&id, &key, later, "n1", "/", None);
         assert_eq!(
-            v.verify(Some(&auth), &req("/"), later, false),
+            v.verify(Some(&auth), &req("/"), later, false).await,
             Err(HawkError::Expired)
         );
         let auth = sign(&id, &key, later, "n2", "/", None);
-        assert!(v.verify(Some(&auth), &req("/"), later, true).is_ok());
+        assert!(v.verify(Some(&auth), &req("/"), later, true).await.is_ok());
     }
 
-    #[test]
-    fn a_payload_hash_must_match_the_body() {
+    #[tokio::test]
+    async fn a_payload_hash_must_match_the_body() {
         let (v, id, key) = verifier();
         let hash = PayloadHasher::hash("application/json", DigestAlgorithm::Sha256, b"[]").unwrap();
         let auth = sign(&id, &key, NOW, "n1", "/", Some(&hash));
         let mut good = req("/");
         good.content_type = Some("application/json; charset=utf-8");
         good.body = b"[]";
-        assert!(v.verify(Some(&auth), &good, NOW, false).is_ok());
+        assert!(v.verify(Some(&auth), &good, NOW, false).await.is_ok());
         let auth = sign(&id, &key, NOW, "n2", "/", Some(&hash));
         let mut bad = good;
         bad.body = b"[1]";
         assert_eq!(
-            v.verify(Some(&auth), &bad, NOW, false),
+            v.verify(Some(&auth), &bad, NOW, false).await,
             Err(HawkError::BadMac)
         );
     }
 
-    #[test]
-    fn garbage_headers_are_malformed_or_missing() {
+    #[tokio::test]
+    async fn garbage_headers_are_malformed_or_missing() {
         let (v, _, _) = verifier();
         assert_eq!(
-            v.verify(None, &req("/"), NOW, false),
+            v.verify(None, &req("/"), NOW, false).await,
             Err(HawkError::Missing)
         );
         for bad in [
@@ -412,23 +392,14 @@ mod tests {
             "Hawk id=\"x\",ts=\"000000000000000000001\"",
         ] {
             assert!(v.precheck(Some(bad)).is_err(), "{bad}");
-            let err = v.verify(Some(bad), &req("/"), NOW, false).unwrap_err();
+            let err = v
+                .verify(Some(bad), &req("/"), NOW, false)
+                .await
+                .unwrap_err();
             assert!(
                 matches!(err, HawkError::Malformed | HawkError::InvalidToken),
                 "{bad}: {err:?}"
             );
         }
-    }
-
-    #[test]
-    fn nonces_are_forgotten_after_their_window_and_capacity_is_bounded() {
-        let cache = NonceCache::new(2);
-        assert!(cache.insert("t", "a", 100, 160));
-        assert!(!cache.insert("t", "a", 150, 210));
-        assert!(cache.insert("t", "a", 161, 221));
-        assert!(cache.insert("t", "b", 161, 221));
-        assert!(cache.insert("t", "c", 161, 221));
-        let len = cache.inner.lock().unwrap().order.len();
-        assert!(len <= 2, "cache holds {len}");
     }
 }
