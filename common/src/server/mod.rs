@@ -35,18 +35,7 @@ pub async fn listen(host: &str, port: u16) -> Result<TcpListener, String> {
         .await
         .map_err(cannot)?
     {
-        let bound = (|| {
-            let socket = if addr.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()?
-            } else {
-                tokio::net::TcpSocket::new_v6()?
-            };
-            #[cfg(unix)]
-            socket.set_reuseaddr(true)?;
-            socket.bind(addr)?;
-            socket.listen(LISTEN_BACKLOG)
-        })();
-        match bound {
+        match listen_on(addr) {
             Ok(listener) => return Ok(listener),
             Err(e) => last_error = Some(e),
         }
@@ -54,6 +43,18 @@ pub async fn listen(host: &str, port: u16) -> Result<TcpListener, String> {
     Err(cannot(last_error.unwrap_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
     })))
+}
+
+fn listen_on(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets
