@@ -70,6 +70,18 @@ impl Reply {
     }
 }
 
+/// A response whose body was counted, not kept.
+#[derive(Debug, Default)]
+pub struct Counted {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: u64,
+    /// Occurrences of the marker asked for.
+    pub markers: u64,
+    pub first: Option<u8>,
+    pub last: Option<u8>,
+}
+
 /// Asks `tokenserver` (e.g. `http://127.0.0.1:8000/1.0/sync/1.5`) for a
 /// token with an OAuth `bearer` token and an `X-KeyID`.
 pub async fn get_token(tokenserver: &str, bearer: &str, key_id: &str) -> Reply {
@@ -117,6 +129,35 @@ impl SyncClient {
 
     /// A HAWK-signed request to `<endpoint><path>`.
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        Reply::read(self.signed(method, path, body).send().await.unwrap()).await
+    }
+
+    /// A signed GET whose body is read chunk by chunk and kept only as
+    /// counts (for bodies larger than a test should hold).
+    pub async fn get_counted(&self, path: &str, marker: &[u8]) -> Counted {
+        let mut response = self.signed(Method::GET, path, None).send().await.unwrap();
+        let mut counted = Counted {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            ..Counted::default()
+        };
+        let mut tail = Vec::new();
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            counted.bytes += chunk.len() as u64;
+            // A marker may straddle two chunks.
+            tail.extend_from_slice(&chunk);
+            counted.markers += tail.windows(marker.len()).filter(|w| *w == marker).count() as u64;
+            let keep = tail.len().min(marker.len().saturating_sub(1));
+            tail.drain(..tail.len() - keep);
+            counted.last = tail.last().copied();
+            if counted.first.is_none() {
+                counted.first = chunk.first().copied();
+            }
+        }
+        counted
+    }
+
+    fn signed(&self, method: Method, path: &str, body: Option<&Value>) -> reqwest::RequestBuilder {
         let url = format!("{}{path}", self.endpoint);
         let parsed = reqwest::Url::parse(&url).unwrap();
         let path_and_query = match parsed.query() {
@@ -143,7 +184,7 @@ impl SyncClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        Reply::read(request.send().await.unwrap()).await
+        request
     }
 
     pub async fn get(&self, path: &str) -> Reply {

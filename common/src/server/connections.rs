@@ -23,8 +23,12 @@ enum Phase {
     /// No request in progress since `since`. `reading` once a request's
     /// first bytes have arrived (or from the connect): its headers are due.
     Waiting { since: Instant, reading: bool },
-    /// Requests being answered (their responses not yet fully sent).
-    Busy { requests: u32 },
+    /// Requests being answered (their responses not yet fully sent);
+    /// `blocked_since` while the client takes none of the response.
+    Busy {
+        requests: u32,
+        blocked_since: Option<Instant>,
+    },
 }
 
 /// One client connection, shared by its task, its I/O and its requests.
@@ -53,6 +57,10 @@ impl Connection {
                 since,
                 reading: false,
             } => Some(since + limits.idle_timeout()),
+            Phase::Busy {
+                blocked_since: Some(since),
+                ..
+            } => Some(since + limits.send_timeout()),
             Phase::Busy { .. } => None,
         }
     }
@@ -66,15 +74,28 @@ impl Connection {
         self.evicted.notified().await;
     }
 
-    /// Bytes went out after the last request's response was handed over
-    /// (hyper drops the body once it is queued): still sending, not idle.
+    /// Bytes went out: a blocked response moves again, and one written
+    /// after its request ended (hyper drops the body once it is queued)
+    /// is still sending, not idle.
     fn bytes_sent(&self) {
-        if let Phase::Waiting {
-            since,
-            reading: false,
+        match &mut *self.phase() {
+            Phase::Busy { blocked_since, .. } => *blocked_since = None,
+            Phase::Waiting {
+                since,
+                reading: false,
+            } => *since = Instant::now(),
+            Phase::Waiting { .. } => {}
+        }
+    }
+
+    /// The socket took nothing: the client is not reading its response.
+    fn write_blocked(&self) {
+        if let Phase::Busy {
+            blocked_since: blocked_since @ None,
+            ..
         } = &mut *self.phase()
         {
-            *since = Instant::now();
+            *blocked_since = Some(Instant::now());
         }
     }
 
@@ -97,10 +118,17 @@ impl Connection {
     pub(super) fn begin_request(self: &Arc<Self>) -> Request {
         let mut phase = self.phase();
         *phase = match *phase {
-            Phase::Busy { requests } => Phase::Busy {
+            Phase::Busy {
+                requests,
+                blocked_since,
+            } => Phase::Busy {
                 requests: requests + 1,
+                blocked_since,
             },
-            Phase::Waiting { .. } => Phase::Busy { requests: 1 },
+            Phase::Waiting { .. } => Phase::Busy {
+                requests: 1,
+                blocked_since: None,
+            },
         };
         Request(self.clone())
     }
@@ -124,8 +152,12 @@ impl Drop for Request {
     fn drop(&mut self) {
         let mut phase = self.0.phase();
         *phase = match *phase {
-            Phase::Busy { requests } if requests > 1 => Phase::Busy {
+            Phase::Busy {
+                requests,
+                blocked_since,
+            } if requests > 1 => Phase::Busy {
                 requests: requests - 1,
+                blocked_since,
             },
             _ => Phase::Waiting {
                 since: Instant::now(),
@@ -213,10 +245,21 @@ impl Drop for Registered {
     }
 }
 
-/// The client's socket, noting when bytes of a new request arrive.
+/// The client's socket, noting when bytes of a new request arrive and
+/// whether the client takes its responses.
 pub(super) struct Watched<S> {
     pub(super) stream: S,
     pub(super) connection: Arc<Connection>,
+}
+
+impl<S> Watched<S> {
+    fn note_write(&self, polled: &Poll<std::io::Result<usize>>) {
+        match polled {
+            Poll::Ready(Ok(n)) if *n > 0 => self.connection.bytes_sent(),
+            Poll::Pending => self.connection.write_blocked(),
+            Poll::Ready(_) => {}
+        }
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
@@ -241,9 +284,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.connection.bytes_sent();
-        }
+        self.note_write(&polled);
         polled
     }
 
@@ -253,9 +294,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.connection.bytes_sent();
-        }
+        self.note_write(&polled);
         polled
     }
 
@@ -302,7 +341,10 @@ impl http_body::Body for Tracked {
 
 /// How often a busy connection looks again at its deadline.
 pub(super) fn recheck_interval(limits: &ConnectionLimits) -> Duration {
-    limits.header_read_timeout().min(limits.idle_timeout())
+    limits
+        .header_read_timeout()
+        .min(limits.idle_timeout())
+        .min(limits.send_timeout())
 }
 
 #[cfg(test)]
@@ -372,6 +414,37 @@ mod tests {
         assert_eq!(
             c.deadline(&limits),
             Some(head + limits.header_read_timeout())
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_the_client_takes_nothing_of_is_due_after_the_send_timeout() {
+        let limits = ConnectionLimits::default();
+        let connections = Arc::new(Connections::default());
+        let registered = connections.add();
+        let c = &registered.connection;
+        let request = c.begin_request();
+        c.bytes_sent();
+        assert_eq!(
+            c.deadline(&limits),
+            None,
+            "a response going out has no deadline"
+        );
+
+        c.write_blocked();
+        let blocked = Instant::now();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        c.write_blocked();
+        assert_eq!(c.deadline(&limits), Some(blocked + limits.send_timeout()));
+
+        c.bytes_sent();
+        assert_eq!(c.deadline(&limits), None, "a slow reader is not cut off");
+        drop(request);
+        c.write_blocked();
+        assert!(
+            c.deadline(&limits)
+                .is_some_and(|d| d > Instant::now() + limits.send_timeout()),
+            "once handed over, the rest of a response is bound by the idle timeout"
         );
     }
 }

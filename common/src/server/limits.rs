@@ -15,6 +15,9 @@ pub struct ConnectionLimits {
     pub header_read_timeout_seconds: u64,
     /// Seconds a kept-alive connection may wait for its next request.
     pub idle_timeout_seconds: u64,
+    /// Seconds a client may take none of a response before it is cut off
+    /// (a slow reader is never cut off, only one that stops reading).
+    pub send_timeout_seconds: u64,
     /// Most client connections open at once; `0` sizes it to the process's
     /// open-files limit. Either way it stays below that limit.
     pub max_connections: usize,
@@ -27,6 +30,8 @@ impl Default for ConnectionLimits {
             // Firefox keeps idle connections for 115 s; nginx closes them at
             // 75 s. A client reconnects at no cost to the server.
             idle_timeout_seconds: 75,
+            // As nginx's send_timeout.
+            send_timeout_seconds: 60,
             max_connections: 0,
         }
     }
@@ -42,6 +47,9 @@ impl ConnectionLimits {
         if self.idle_timeout_seconds == 0 {
             problems.push("connections.idle_timeout_seconds must be greater than 0".into());
         }
+        if self.send_timeout_seconds == 0 {
+            problems.push("connections.send_timeout_seconds must be greater than 0".into());
+        }
         problems
     }
 
@@ -51,6 +59,10 @@ impl ConnectionLimits {
 
     pub(super) fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_seconds)
+    }
+
+    pub(super) fn send_timeout(&self) -> Duration {
+        Duration::from_secs(self.send_timeout_seconds)
     }
 
     /// The connection bound to enforce, given the open-files limit: what is
@@ -113,10 +125,12 @@ mod tests {
         let limits = ConnectionLimits {
             header_read_timeout_seconds: 0,
             idle_timeout_seconds: 0,
+            send_timeout_seconds: 0,
             max_connections: 0,
         };
         let problems = limits.problems().join("\n");
         assert!(problems.contains("connections.header_read_timeout_seconds"));
         assert!(problems.contains("connections.idle_timeout_seconds"));
+        assert!(problems.contains("connections.send_timeout_seconds"));
     }
 }

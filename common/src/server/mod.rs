@@ -72,6 +72,7 @@ pub async fn serve(
         open_files,
         header_read_timeout_seconds = limits.header_read_timeout_seconds,
         idle_timeout_seconds = limits.idle_timeout_seconds,
+        send_timeout_seconds = limits.send_timeout_seconds,
         "accepting connections"
     );
     let connections = Arc::new(Connections::default());
@@ -163,8 +164,11 @@ async fn serve_connection(
     tokio::pin!(served);
     let mut stopping = false;
     loop {
+        // The deadline moves with what the connection does: look again soon.
         let recheck = Instant::now() + connections::recheck_interval(&limits);
-        let deadline = connection.deadline(&limits);
+        let wake = connection
+            .deadline(&limits)
+            .map_or(recheck, |d| d.min(recheck));
         tokio::select! {
             _ = served.as_mut() => return,
             () = connection.evicted(), if !stopping => {
@@ -175,7 +179,7 @@ async fn serve_connection(
                 stopping = true;
                 served.as_mut().graceful_shutdown();
             }
-            () = tokio::time::sleep_until(deadline.unwrap_or(recheck)) => {
+            () = tokio::time::sleep_until(wake) => {
                 if connection.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
                     return;
                 }

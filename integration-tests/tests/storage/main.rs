@@ -17,4 +17,5 @@ mod paging;
 mod preconditions;
 mod protocol;
 mod replay;
+mod streaming;
 mod support;

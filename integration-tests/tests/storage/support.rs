@@ -327,6 +327,26 @@ impl Call {
     /// Sends the request over a raw socket, waits `after`, then leaves as
     /// `how` says without reading the answer: a client that vanishes.
     pub async fn abandon(self, after: Duration, how: Vanish) {
+        let (authority, request) = self.raw();
+        send_and_vanish(&authority, &request, after, how).await;
+    }
+
+    /// Sends the request over a raw socket with a small receive buffer
+    /// (64 KiB, so that the answer soon waits on the client) and hands the
+    /// socket over, answer unread.
+    pub async fn open(self) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let (authority, request) = self.raw();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        // Fixed before connecting, it also stops the kernel growing it.
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        let mut socket = socket.connect(authority.parse().unwrap()).await.unwrap();
+        socket.write_all(&request).await.unwrap();
+        socket
+    }
+
+    /// The server's `host:port` and this call as HTTP/1.1 bytes.
+    fn raw(self) -> (String, Vec<u8>) {
         let authorization = self.authorization();
         let mut headers = self.headers;
         headers.extend(authorization.map(|a| ("Authorization".into(), a)));
@@ -335,9 +355,14 @@ impl Call {
             headers.push(("Content-Type".into(), content_type));
         }
         let authority = format!("{}:{}", self.client.host, self.client.port);
-        let method = self.method.as_str();
-        let request = http_request(method, &self.path, &authority, &headers, &body);
-        send_and_vanish(&authority, &request, after, how).await;
+        let request = http_request(
+            self.method.as_str(),
+            &self.path,
+            &authority,
+            &headers,
+            &body,
+        );
+        (authority, request)
     }
 }
 

@@ -94,6 +94,11 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -152,6 +157,23 @@ async fn wait_until_up(url: &str, child: &mut Child) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A process's memory, from `/proc/<pid>/status`: resident now (`VmRSS`)
+/// and at its peak since the last `reset_peak` (`VmHWM`), in MiB.
+pub fn memory_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    kib / 1024.0
+}
+
+/// Starts a new peak: `VmHWM` becomes the current `VmRSS`.
+pub fn reset_peak(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
 }
 
 /// The `X-KeyID` for these keys.

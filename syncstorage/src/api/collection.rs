@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::body::post_items;
 use super::extract::{BodyFormat, CollectionPath, Preconditions, QueryPairs, ReplyFormat};
-use super::headers::{set, X_WEAVE_NEXT_OFFSET, X_WEAVE_QUOTA_REMAINING};
+use super::headers::{set, X_WEAVE_QUOTA_REMAINING};
 use super::query::{self, BatchMode};
 use super::{reply, upload_limits, AppState};
 use crate::db::{BatchId, Written};
@@ -29,17 +29,7 @@ pub async fn get(
         .store
         .get_bsos(path.uid, &path.collection, &query, pre)
         .await?;
-    let page = timed.value;
-    let mut response = if query.full {
-        reply::records(format, &page.items, timed.last_modified)
-    } else {
-        let ids: Vec<&str> = page.items.iter().map(|b| b.id.as_str()).collect();
-        reply::records(format, &ids, timed.last_modified)
-    };
-    if let Some(next) = page.next_offset {
-        set(response.headers_mut(), X_WEAVE_NEXT_OFFSET, next);
-    }
-    Ok(response)
+    reply::page(format, query.full, timed.value, timed.last_modified).await
 }
 
 /// The body of a POST's answer: `modified` for stored writes, `batch` for

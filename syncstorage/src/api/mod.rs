@@ -10,6 +10,7 @@ pub mod headers;
 mod info;
 mod ops;
 pub mod query;
+mod records;
 mod reply;
 mod upload_limits;
 mod user;

@@ -1,5 +1,5 @@
 //! Building success responses: JSON (or newline-delimited JSON) bodies with
-//! `X-Last-Modified` and, for lists, `X-Weave-Records`.
+//! `X-Last-Modified` and, for pages, `X-Weave-Records`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -7,8 +7,10 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use super::extract::ReplyFormat;
-use super::headers::{set, X_LAST_MODIFIED, X_WEAVE_RECORDS};
-use crate::error::ApiError;
+use super::headers::{set, X_LAST_MODIFIED, X_WEAVE_NEXT_OFFSET, X_WEAVE_RECORDS};
+use super::records;
+use crate::db::Page;
+use crate::error::{ApiError, ApiResult};
 use crate::model::timestamp::SyncTimestamp;
 
 /// A JSON response with `X-Last-Modified`.
@@ -28,37 +30,30 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T, last_modified: SyncTimes
     }
 }
 
-/// A list of records as JSON or newlines, with `X-Weave-Records`.
-pub fn records<T: Serialize>(
+/// A page of records (or ids) as JSON or newlines, with `X-Weave-Records`
+/// and, when more follow, `X-Weave-Next-Offset`.
+pub async fn page(
     format: ReplyFormat,
-    items: &[T],
+    full: bool,
+    page: Page,
     last_modified: SyncTimestamp,
-) -> Response {
-    let mut response = match format {
-        ReplyFormat::Json => json(StatusCode::OK, &items, last_modified),
-        ReplyFormat::Newlines => newlines(items, last_modified),
-    };
-    set(response.headers_mut(), X_WEAVE_RECORDS, items.len());
-    response
-}
-
-fn newlines<T: Serialize>(items: &[T], last_modified: SyncTimestamp) -> Response {
-    let mut body = Vec::new();
-    for item in items {
-        // serde_json escapes newlines inside strings, so each record is one line.
-        if let Err(e) = serde_json::to_writer(&mut body, item) {
-            return ApiError::Internal(Box::new(e)).into_response();
-        }
-        body.push(b'\n');
-    }
-    let mut response = body.into_response();
+) -> ApiResult<Response> {
+    let Page { head, rows } = page;
+    let mut response = records::body(format, full, head.records, rows)
+        .await?
+        .into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/newlines"),
-    );
+    let content_type = match format {
+        ReplyFormat::Json => "application/json",
+        ReplyFormat::Newlines => "application/newlines",
+    };
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     set(headers, X_LAST_MODIFIED, last_modified);
-    response
+    set(headers, X_WEAVE_RECORDS, head.records);
+    if let Some(next) = head.next_offset {
+        set(headers, X_WEAVE_NEXT_OFFSET, next);
+    }
+    Ok(response)
 }
 
 /// Serialises `[(name, value)]` as a JSON object, keeping value types

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
 
-use super::{BatchId, DbError, DbResult, PerCollection, SyncStore, Timed, Uid, Written};
+use super::{BatchId, DbError, DbResult, Page, PerCollection, SyncStore, Timed, Uid, Written};
 use crate::model::bso::{Bso, BsoId, BsoInput, CollectionName};
-use crate::model::paging::{BsoQuery, Page};
+use crate::model::paging::BsoQuery;
 use crate::model::precondition::Precondition;
 use crate::model::timestamp::SyncTimestamp;
 

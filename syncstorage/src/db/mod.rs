@@ -9,13 +9,14 @@ use async_trait::async_trait;
 use sync_common::db_url::{Backend, DatabaseUrl};
 
 use crate::model::bso::{Bso, BsoId, BsoInput, CollectionName};
-use crate::model::paging::{BsoQuery, Page};
+use crate::model::paging::BsoQuery;
 use crate::model::precondition::{Precondition, Unmet};
 use crate::model::timestamp::SyncTimestamp;
 
 mod detached;
 #[cfg(feature = "mysql")]
 mod mysql;
+mod page;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod session;
@@ -23,6 +24,8 @@ mod sql_session;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
+
+pub use page::{Page, Rows};
 
 /// A storage user id (the `uid` of the token and the URL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

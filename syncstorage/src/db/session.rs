@@ -8,7 +8,7 @@ use sync_common::db_url::Backend;
 
 use super::{DbResult, Uid};
 use crate::model::bso::{Bso, BsoId};
-use crate::model::paging::BsoQuery;
+use crate::model::paging::{BsoQuery, HeadCounter};
 use crate::model::timestamp::SyncTimestamp;
 
 /// Opens transactions on one database.
@@ -40,6 +40,28 @@ pub enum Aggregate {
 pub struct BatchTotals {
     pub records: i64,
     pub bytes: i64,
+}
+
+/// Which of a page's rows to read, and how much of each.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRows {
+    pub count: u64,
+    /// Ids, timestamps and sortindexes only, when false.
+    pub payloads: bool,
+}
+
+/// Where a page's rows go as they are read.
+#[async_trait]
+pub trait RowSink: Send {
+    /// Takes the next row; false to stop reading.
+    async fn take(&mut self, bso: Bso) -> bool;
+}
+
+#[async_trait]
+impl RowSink for HeadCounter {
+    async fn take(&mut self, bso: Bso) -> bool {
+        self.push(&bso)
+    }
 }
 
 /// The steps of a transaction, each one or a few statements of the
@@ -74,14 +96,17 @@ pub trait Session: Send {
     async fn staged_bytes(&mut self, uid: Uid, now: SyncTimestamp, except: &str) -> DbResult<i64>;
 
     // BSOs.
-    /// Up to `query.limit + 1` live rows in the query's order, after its offset.
-    async fn page(
+    /// Reads the query's live rows in its order, after its offset, at most
+    /// `rows.count` of them, into `sink` until it refuses one.
+    async fn stream_page(
         &mut self,
         uid: Uid,
         coll: i64,
         query: &BsoQuery,
         now: SyncTimestamp,
-    ) -> DbResult<Vec<Bso>>;
+        rows: PageRows,
+        sink: &mut dyn RowSink,
+    ) -> DbResult<()>;
     async fn live_bso(
         &mut self,
         uid: Uid,

@@ -222,15 +222,18 @@ macro_rules! sql_session {
                     .map_err($classify)
             }
 
-            async fn page(
+            async fn stream_page(
                 &mut self,
                 uid: $crate::db::Uid,
                 coll: i64,
                 query: &$crate::model::paging::BsoQuery,
                 now: $crate::model::timestamp::SyncTimestamp,
-            ) -> $crate::db::DbResult<Vec<$crate::model::bso::Bso>> {
+                rows: $crate::db::session::PageRows,
+                sink: &mut dyn $crate::db::session::RowSink,
+            ) -> $crate::db::DbResult<()> {
+                use futures_util::TryStreamExt;
                 use $crate::model::paging::Sort;
-                let columns = if query.full {
+                let columns = if rows.payloads {
                     $sql::SELECT_BSOS
                 } else {
                     $sql::SELECT_BSOS_NO_PAYLOAD
@@ -274,13 +277,15 @@ macro_rules! sql_session {
                     }
                 }
                 sql.push(format!(" ORDER BY {key} {dir}, id {dir} LIMIT "))
-                    .push_bind(i64::try_from(query.limit.saturating_add(1)).unwrap_or(i64::MAX));
-                let rows = sql
-                    .build()
-                    .fetch_all(&mut *self.tx)
-                    .await
-                    .map_err($classify)?;
-                rows.iter().map(Self::bso).collect()
+                    .push_bind(i64::try_from(rows.count).unwrap_or(i64::MAX));
+                // Row by row: a page may be far larger than memory should hold.
+                let mut fetched = sql.build().fetch(&mut *self.tx);
+                while let Some(row) = fetched.try_next().await.map_err($classify)? {
+                    if !sink.take(Self::bso(&row)?).await {
+                        break;
+                    }
+                }
+                Ok(())
             }
 
             async fn live_bso(

@@ -9,13 +9,14 @@ use std::sync::RwLock;
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
 
-use super::session::{Aggregate, BatchTotals, Connector, Session};
+use super::page::{Page, Rows};
+use super::session::{Aggregate, BatchTotals, Connector, PageRows, Session};
 use super::{
     BatchId, DbError, DbResult, PerCollection, StoreSettings, SyncStore, Timed, Uid, Written,
     MAX_OPEN_BATCHES_PER_USER,
 };
 use crate::model::bso::{apply, fold, parse_bso, Bso, BsoId, BsoInput, CollectionName, WriteTime};
-use crate::model::paging::{BsoQuery, Page};
+use crate::model::paging::{BsoQuery, HeadCounter};
 use crate::model::precondition::Precondition;
 use crate::model::timestamp::SyncTimestamp;
 
@@ -390,13 +391,34 @@ impl SyncStore for SqlStore {
         let Some(collection) = collection else {
             return Ok(Timed {
                 last_modified,
-                value: Page::default(),
+                value: Page::empty(),
             });
         };
-        let rows = s.page(uid, collection, query, SyncTimestamp::now()).await?;
+        // Two passes in one snapshot: keys first, for the headers, then the
+        // rows themselves as the client takes them.
+        let now = SyncTimestamp::now();
+        let mut counter = HeadCounter::new(query);
+        let keys = PageRows {
+            count: counter.rows_wanted(),
+            payloads: false,
+        };
+        s.stream_page(uid, collection, query, now, keys, &mut counter)
+            .await?;
+        let head = counter.finish();
+        if head.records == 0 {
+            return Ok(Timed {
+                last_modified,
+                value: Page::empty(),
+            });
+        }
+        let rows = PageRows {
+            count: head.records,
+            payloads: query.full,
+        };
+        let rows = Rows::read(s, (uid, collection), query.clone(), now, rows);
         Ok(Timed {
             last_modified,
-            value: Page::from_rows(rows, query),
+            value: Page { head, rows },
         })
     }
 

@@ -106,36 +106,63 @@ pub struct BsoQuery {
     pub full: bool,
 }
 
-/// One page of results and the token for the next one, if any.
-#[derive(Debug, Clone, Default)]
-pub struct Page {
-    pub items: Vec<Bso>,
+/// What a page's headers say, known before its body is read: how many
+/// records it holds and the token for the next page, if there is one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageHead {
+    pub records: u64,
     pub next_offset: Option<String>,
 }
 
-impl Page {
-    /// Builds a page from up to `limit + 1` rows in sort order; the extra row
-    /// only signals that there is more.
-    pub fn from_rows(mut rows: Vec<Bso>, query: &BsoQuery) -> Self {
-        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        if rows.len() <= limit {
-            return Self {
-                items: rows,
-                next_offset: None,
-            };
-        }
-        rows.truncate(limit);
-        let next_offset = rows.last().map(|last| {
-            Offset {
-                sort: query.sort,
-                key: query.sort.key_of(last),
-                id: last.id.clone(),
-            }
-            .encode()
-        });
+/// Works out a page's head from its rows in sort order, up to `limit + 1`
+/// of them (the extra one only signals that there is more), keeping
+/// nothing of them but the key of the page's last row.
+#[derive(Debug)]
+pub struct HeadCounter {
+    sort: Sort,
+    limit: u64,
+    records: u64,
+    last: Option<Offset>,
+    more: bool,
+}
+
+impl HeadCounter {
+    pub fn new(query: &BsoQuery) -> Self {
         Self {
-            items: rows,
-            next_offset,
+            sort: query.sort,
+            limit: query.limit,
+            records: 0,
+            last: None,
+            more: false,
+        }
+    }
+
+    /// Rows to read for the head: the page's and one more.
+    pub fn rows_wanted(&self) -> u64 {
+        self.limit.saturating_add(1)
+    }
+
+    /// Counts the next row; false once the head is known.
+    pub fn push(&mut self, bso: &Bso) -> bool {
+        if self.records >= self.limit {
+            self.more = true;
+            return false;
+        }
+        self.records += 1;
+        if self.records == self.limit {
+            self.last = Some(Offset {
+                sort: self.sort,
+                key: self.sort.key_of(bso),
+                id: bso.id.clone(),
+            });
+        }
+        true
+    }
+
+    pub fn finish(self) -> PageHead {
+        PageHead {
+            records: self.records,
+            next_offset: self.last.filter(|_| self.more).map(|o| o.encode()),
         }
     }
 }
@@ -159,5 +186,56 @@ mod tests {
         assert_eq!(Offset::decode(&token, Sort::Newest), None);
         assert_eq!(Offset::decode("garbage!", Sort::Index), None);
         assert_eq!(Offset::decode("12", Sort::Index), None);
+    }
+
+    fn row(id: &str, modified: i64) -> Bso {
+        Bso {
+            id: id.into(),
+            modified: SyncTimestamp::from_db(modified),
+            payload: String::new(),
+            sortindex: None,
+            expiry: SyncTimestamp::from_db(i64::MAX),
+        }
+    }
+
+    fn head_of(limit: u64, rows: &[Bso]) -> PageHead {
+        let query = BsoQuery {
+            limit,
+            ..BsoQuery::default()
+        };
+        let mut counter = HeadCounter::new(&query);
+        let taken = rows.iter().take_while(|r| counter.push(r)).count();
+        assert!(taken as u64 <= limit);
+        counter.finish()
+    }
+
+    #[test]
+    fn a_next_offset_only_when_a_row_follows_the_page() {
+        let rows: Vec<Bso> = (0..3).map(|i| row(&format!("r{i}"), 300 - i)).collect();
+        assert_eq!(
+            head_of(5, &rows),
+            PageHead {
+                records: 3,
+                next_offset: None
+            }
+        );
+        assert_eq!(
+            head_of(3, &rows),
+            PageHead {
+                records: 3,
+                next_offset: None
+            }
+        );
+        let two = head_of(2, &rows);
+        assert_eq!(two.records, 2);
+        let offset = Offset::decode(&two.next_offset.unwrap(), Sort::Newest).unwrap();
+        assert_eq!((offset.key, offset.id.as_str()), (299, "r1"));
+        assert_eq!(
+            head_of(0, &rows),
+            PageHead {
+                records: 0,
+                next_offset: None
+            }
+        );
     }
 }

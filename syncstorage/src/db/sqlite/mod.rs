@@ -89,6 +89,10 @@ mod sql {
 
 sql_session!(SqliteSession, sqlx::Sqlite, sql, classify);
 
+/// Rows a reader's SQLite thread reads ahead of its consumer (sqlx reads
+/// 50 by default: 125 MB of the largest records).
+const READER_ROWS_AHEAD: usize = 1;
+
 /// SyncStorage on an SQLite file.
 pub struct SqliteDb {
     writer: SqlitePool,
@@ -119,7 +123,7 @@ impl SqliteDb {
             SqlitePoolOptions::new()
                 .max_connections(settings.max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(30))
-                .connect_with(options)
+                .connect_with(options.row_buffer_size(READER_ROWS_AHEAD))
                 .await
                 .map_err(classify)?
         };

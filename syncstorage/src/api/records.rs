@@ -1,0 +1,114 @@
+//! A page of records as a response body, JSON (`[r1,r2]`) or newlines
+//! (`r1\nr2\n`), written record by record as the rows arrive from the
+//! database. A small page goes out whole; a large one is streamed, so a
+//! response holds a few records in memory whatever the page's size.
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::{stream, Stream, StreamExt};
+
+use super::extract::ReplyFormat;
+use crate::db::{DbError, Rows};
+use crate::error::{ApiError, ApiResult};
+use crate::model::bso::Bso;
+
+/// Bodies up to this size are sent whole, with a `Content-Length`.
+const WHOLE_BODY_BYTES: usize = 256 * 1024;
+/// A streamed body's chunks: this size, or one record if that is larger.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// The body of a page of `count` records: full records, or only their ids.
+pub async fn body(format: ReplyFormat, full: bool, count: u64, rows: Rows) -> ApiResult<Body> {
+    let mut records = Records {
+        format,
+        full,
+        rows,
+        left: count,
+        written: 0,
+    };
+    let mut first = Vec::new();
+    // Reading failed before anything was sent: the client gets an error status.
+    if records.fill(&mut first, WHOLE_BODY_BYTES).await? {
+        return Ok(Body::from(first));
+    }
+    Ok(Body::from_stream(records.rest_after(first)))
+}
+
+/// What is left of a page to write.
+struct Records {
+    format: ReplyFormat,
+    full: bool,
+    rows: Rows,
+    left: u64,
+    written: u64,
+}
+
+impl Records {
+    /// Appends records to `out` until it holds `up_to` bytes or the page
+    /// ends; true when it ended (and `out` ends the body).
+    async fn fill(&mut self, out: &mut Vec<u8>, up_to: usize) -> ApiResult<bool> {
+        while out.len() < up_to {
+            if self.left == 0 {
+                self.end(out);
+                return Ok(true);
+            }
+            let bso = self
+                .rows
+                .next()
+                .await
+                .unwrap_or_else(|| Err(ended_early()))?;
+            self.write(out, &bso)?;
+            self.left -= 1;
+        }
+        Ok(false)
+    }
+
+    fn write(&mut self, out: &mut Vec<u8>, bso: &Bso) -> ApiResult<()> {
+        if self.format == ReplyFormat::Json {
+            out.push(if self.written == 0 { b'[' } else { b',' });
+        }
+        // Room for the escapes of a typical payload (quotes), so that a large
+        // record is not copied again and again as its buffer doubles.
+        out.reserve(bso.payload.len() + bso.payload.len() / 8 + bso.id.len() + 64);
+        // serde_json escapes newlines inside strings: one record, one line.
+        let written = if self.full {
+            serde_json::to_writer(&mut *out, bso)
+        } else {
+            serde_json::to_writer(&mut *out, &bso.id)
+        };
+        written.map_err(|e| ApiError::Internal(Box::new(e)))?;
+        if self.format == ReplyFormat::Newlines {
+            out.push(b'\n');
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    fn end(&self, out: &mut Vec<u8>) {
+        if self.format == ReplyFormat::Json {
+            out.extend_from_slice(if self.written == 0 { b"[]" } else { b"]" });
+        }
+    }
+
+    /// `first`, then the rest of the page chunk by chunk, as the client
+    /// takes them. A failure now can only cut the body short (hyper then
+    /// drops the connection, so the client never sees a complete page).
+    fn rest_after(self, first: Vec<u8>) -> impl Stream<Item = ApiResult<Bytes>> {
+        let rest = stream::unfold(Some(self), |records| async move {
+            let mut records = records?;
+            let mut chunk = Vec::with_capacity(CHUNK_BYTES);
+            match records.fill(&mut chunk, CHUNK_BYTES).await {
+                Ok(ended) => Some((Ok(chunk.into()), (!ended).then_some(records))),
+                Err(e) => {
+                    tracing::error!("a page could not be read to its end: {e}");
+                    Some((Err(e), None))
+                }
+            }
+        });
+        stream::once(async { Ok(first.into()) }).chain(rest)
+    }
+}
+
+fn ended_early() -> DbError {
+    DbError::Other("the page's rows ended before its head said".into())
+}
