@@ -1,6 +1,7 @@
 //! Test support shared by the suites and the all-in-one's end-to-end test:
-//! a local FxA stand-in, a HAWK-signing Sync client, a closed port for
-//! "unreachable" cases, and what the load generators share.
+//! a local FxA stand-in, a HAWK-signing Sync client, server binaries as
+//! child processes, a closed port for "unreachable" cases, and what the
+//! load generators share.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,6 +9,7 @@
 pub mod bench;
 pub mod db;
 pub mod fxa;
+pub mod process;
 pub mod proxy;
 pub mod raw;
 pub mod sync_client;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use integration_tests::raw::{closed_within, http_request, read_answer, trickle};
 use integration_tests::sync_client::SyncClient;
-use support::{token, Server};
+use support::{token, Server, SYNCSERVER};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -25,6 +25,7 @@ const STARVED: Duration = Duration::from_secs(5);
 #[tokio::test]
 async fn headers_sent_too_slowly_are_cut_off() {
     let server = Server::start_with(
+        SYNCSERVER,
         &[("SYNC_CONNECTIONS__HEADER_READ_TIMEOUT_SECONDS", "2")],
         None,
     )
@@ -40,6 +41,7 @@ async fn headers_sent_too_slowly_are_cut_off() {
 #[tokio::test]
 async fn a_kept_alive_connection_lives_until_idle_for_its_timeout() {
     let server = Server::start_with(
+        SYNCSERVER,
         &[
             ("SYNC_CONNECTIONS__HEADER_READ_TIMEOUT_SECONDS", "1"),
             ("SYNC_CONNECTIONS__IDLE_TIMEOUT_SECONDS", "3"),
@@ -80,6 +82,7 @@ async fn a_kept_alive_connection_lives_until_idle_for_its_timeout() {
 #[tokio::test]
 async fn a_full_server_makes_room_by_closing_the_slowest_connection() {
     let server = Server::start_with(
+        SYNCSERVER,
         &[
             ("SYNC_CONNECTIONS__MAX_CONNECTIONS", "4"),
             ("SYNC_CONNECTIONS__HEADER_READ_TIMEOUT_SECONDS", "60"),
@@ -173,7 +176,7 @@ async fn slow_clients_cannot_starve_a_server_limited_to_1024_files() {
         have >= wanted,
         "the test needs {wanted} open files, has {have}"
     );
-    let server = Server::start_with(&[], Some(SYSTEMD_DEFAULT_OPEN_FILES)).await;
+    let server = Server::start_with(SYNCSERVER, &[], Some(SYSTEMD_DEFAULT_OPEN_FILES)).await;
     let (before, _) = real_clients(&server, Duration::from_secs(2)).await;
 
     // The slow clients reconnect whenever they are cut off, so the server

@@ -17,7 +17,7 @@ use std::time::Duration;
 use integration_tests::fxa::access_token;
 use integration_tests::sync_client::{get_token, SyncClient};
 use serde_json::{json, Value};
-use support::{key_id, token, Server};
+use support::{key_id, token, Server, SYNCSERVER};
 
 /// For `SYNC_E2E_SERVER`: a server we did not start.
 async fn wait_for_external(url: &str) {
@@ -161,7 +161,7 @@ async fn firefox_syncs_through_the_all_in_one_server() {
         wait_for_external(url).await;
         return sync_like_firefox(url).await;
     }
-    let mut server = Server::start().await;
+    let mut server = Server::start(SYNCSERVER).await;
     sync_like_firefox(&server.url).await;
 
     // The generated master secret is kept: a restart on the same address

@@ -11,7 +11,7 @@ mod support;
 use integration_tests::db::TestDb;
 use integration_tests::sync_client::SyncClient;
 use serde_json::json;
-use support::{memory_mib, reset_peak, token, Server};
+use support::{memory_mib, reset_peak, token, Server, SYNCSERVER};
 
 const LARGE_RECORDS: usize = 60;
 const LARGE_PAYLOAD: usize = 2_500_000;
@@ -24,7 +24,7 @@ const MARKER: &[u8] = b"{\"id\":";
 async fn pages_are_served_in_memory_bounded_by_records_not_pages() {
     let db = TestDb::fresh("memory").await;
     let env = [("SYNC_SYNCSTORAGE__DATABASE_URL", db.url.as_str())];
-    let mut server = Server::start_with(&env, None).await;
+    let mut server = Server::start_with(SYNCSERVER, &env, None).await;
     fill(&users(&server).await).await;
     // A fresh process: memory freed after the uploads cannot hide growth.
     server.stop();
