@@ -28,6 +28,9 @@ pub enum Isolation {
     ReadCommitted,
 }
 
+/// How long MySQL may wait to send us a row (its default is 60 s).
+const NET_WRITE_TIMEOUT_SECONDS: u64 = 3600;
+
 /// A pool for `url`: utf8mb4, the given isolation, and row-lock waits that
 /// give up after `lock_timeout` (whole seconds, at least one: InnoDB's unit).
 pub async fn pool(
@@ -47,6 +50,9 @@ pub async fn pool(
     let setup = [
         format!("SET SESSION innodb_lock_wait_timeout = {wait}"),
         format!("SET SESSION TRANSACTION ISOLATION LEVEL {level}"),
+        // A streamed read waits on its HTTP client between rows; the
+        // server's own deadlines bound that wait, MySQL's 60 s must not.
+        format!("SET SESSION net_write_timeout = {NET_WRITE_TIMEOUT_SECONDS}"),
     ];
     let pool = MySqlPoolOptions::new()
         .max_connections(max_connections.max(1))

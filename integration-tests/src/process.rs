@@ -36,17 +36,14 @@ impl Server {
             child: None,
             log: Arc::default(),
         };
-        let mut env = env.to_vec();
-        if !env.iter().any(|(key, _)| *key == "SYNC_PORT") {
-            env.push(("SYNC_PORT", "0"));
-        }
-        server.spawn_limited(&env, open_files).await;
+        server.spawn_limited(&with_port(env), open_files).await;
         server
     }
 
-    /// Starts the binary with `env` and waits until it serves.
+    /// Starts the binary with `env` (on a free port unless `SYNC_PORT` is
+    /// given) and waits until it serves.
     pub async fn spawn(&mut self, env: &[(&str, &str)]) {
-        self.spawn_limited(env, None).await;
+        self.spawn_limited(&with_port(env), None).await;
     }
 
     async fn spawn_limited(&mut self, env: &[(&str, &str)], open_files: Option<u32>) {
@@ -111,6 +108,15 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `env`, with `SYNC_PORT=0` (any free port) unless it names a port.
+fn with_port<'a>(env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = env.to_vec();
+    if !env.iter().any(|(key, _)| *key == "SYNC_PORT") {
+        env.push(("SYNC_PORT", "0"));
+    }
+    env
 }
 
 /// The server prints the URL to give Firefox; read it from stderr (and keep

@@ -46,7 +46,9 @@ fn records_of(text: &str, accept: &str) -> Vec<Value> {
 async fn pages_too_large_to_send_whole_stream_complete_and_in_order_in_both_formats() {
     let server = TestServer::spawn().await;
     let user = server.user(1);
-    let (count, bytes) = (40, 100_000);
+    // 300 KB records: a streamed page reads 27 per query, so pages of 30
+    // take two.
+    let (count, bytes) = (40, 300_000);
     fill(&user, count, bytes).await;
     let expected: Vec<String> = (0..count).rev().map(|i| format!("big{i:02}")).collect();
     for accept in ["application/json", "application/newlines"] {
@@ -54,7 +56,7 @@ async fn pages_too_large_to_send_whole_stream_complete_and_in_order_in_both_form
             let mut seen = Vec::new();
             let mut offset: Option<String> = None;
             loop {
-                let mut path = String::from("/storage/big?sort=index&limit=25");
+                let mut path = String::from("/storage/big?sort=index&limit=30");
                 if full {
                     path.push_str("&full=1");
                 }
@@ -160,4 +162,36 @@ async fn a_client_that_stops_reading_is_cut_off_and_gives_its_read_transaction_b
         ended.is_err() || received.len() < BIG.0 * BIG.1,
         "the stalled client was cut off before the end of its page"
     );
+}
+
+#[tokio::test]
+async fn large_pages_stream_from_half_the_pool_and_wait_their_turn_holding_nothing() {
+    // Two connections: one may stream, the other is everyone else's.
+    let server = TestServer::spawn_with(|config| {
+        config.syncstorage.database_max_connections = 2;
+    })
+    .await;
+    let user = server.user(1);
+    fill(&user, BIG.0, BIG.1).await;
+    let streaming = user.call(Method::GET, "/storage/big?full=1").open().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = {
+        let user = user.clone();
+        tokio::spawn(async move { user.get("/storage/big?full=1").await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let other = server.user(2);
+    other
+        .post("/storage/c", json!([{"id": "a", "payload": "x"}]))
+        .await
+        .assert(200);
+    other.get("/storage/c?full=1").await.assert(200);
+    assert!(
+        !waiting.is_finished(),
+        "the second large page waits for the stream"
+    );
+    drop(streaming);
+    let page = waiting.await.unwrap();
+    assert_eq!(page.assert(200).json().as_array().unwrap().len(), BIG.0);
 }

@@ -1,7 +1,7 @@
 //! A page of records as a response body, JSON (`[r1,r2]`) or newlines
-//! (`r1\nr2\n`), written record by record as the rows arrive from the
-//! database. A small page goes out whole; a large one is streamed, so a
-//! response holds a few records in memory whatever the page's size.
+//! (`r1\nr2\n`), written record by record. A page read whole goes out
+//! whole, with a `Content-Length`; a streamed one goes out in chunks as its
+//! rows arrive from the database.
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -12,9 +12,7 @@ use crate::db::{DbError, Rows};
 use crate::error::{ApiError, ApiResult};
 use crate::model::bso::Bso;
 
-/// Bodies up to this size are sent whole, with a `Content-Length`.
-const WHOLE_BODY_BYTES: usize = 256 * 1024;
-/// A streamed body's chunks: this size, or one record if that is larger.
+/// A streamed body's chunks: about this size, or one record if larger.
 const CHUNK_BYTES: usize = 64 * 1024;
 
 /// The body of a page of `count` records: full records, or only their ids.
@@ -26,9 +24,11 @@ pub async fn body(format: ReplyFormat, full: bool, count: u64, rows: Rows) -> Ap
         left: count,
         written: 0,
     };
+    let whole = !records.rows.is_streamed();
     let mut first = Vec::new();
-    // Reading failed before anything was sent: the client gets an error status.
-    if records.fill(&mut first, WHOLE_BODY_BYTES).await? {
+    // What fails before anything is sent still gets an error status.
+    let up_to = if whole { usize::MAX } else { CHUNK_BYTES };
+    if records.fill(&mut first, up_to).await? {
         return Ok(Body::from(first));
     }
     Ok(Body::from_stream(records.rest_after(first)))
@@ -47,11 +47,7 @@ impl Records {
     /// Appends records to `out` until it holds `up_to` bytes or the page
     /// ends; true when it ended (and `out` ends the body).
     async fn fill(&mut self, out: &mut Vec<u8>, up_to: usize) -> ApiResult<bool> {
-        while out.len() < up_to {
-            if self.left == 0 {
-                self.end(out);
-                return Ok(true);
-            }
+        while self.left > 0 && out.len() < up_to {
             let bso = self
                 .rows
                 .next()
@@ -60,7 +56,11 @@ impl Records {
             self.write(out, &bso)?;
             self.left -= 1;
         }
-        Ok(false)
+        let ended = self.left == 0;
+        if ended {
+            self.end(out);
+        }
+        Ok(ended)
     }
 
     fn write(&mut self, out: &mut Vec<u8>, bso: &Bso) -> ApiResult<()> {

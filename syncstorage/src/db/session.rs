@@ -8,7 +8,7 @@ use sync_common::db_url::Backend;
 
 use super::{DbResult, Uid};
 use crate::model::bso::{Bso, BsoId};
-use crate::model::paging::{BsoQuery, HeadCounter};
+use crate::model::paging::BsoQuery;
 use crate::model::timestamp::SyncTimestamp;
 
 /// Opens transactions on one database.
@@ -26,6 +26,12 @@ pub trait Connector: Send + Sync {
 
     /// Succeeds when the database answers.
     async fn check(&self) -> DbResult<()>;
+
+    /// Whether a read may stay open while its client takes a page: not
+    /// when readers share the only connection with the writer.
+    fn streams(&self) -> bool {
+        true
+    }
 }
 
 /// A per-collection aggregate over live BSOs.
@@ -46,22 +52,16 @@ pub struct BatchTotals {
 #[derive(Debug, Clone, Copy)]
 pub struct PageRows {
     pub count: u64,
-    /// Ids, timestamps and sortindexes only, when false.
+    /// Without them (`payload` empty), each row comes with its payload's
+    /// stored size.
     pub payloads: bool,
 }
 
 /// Where a page's rows go as they are read.
 #[async_trait]
 pub trait RowSink: Send {
-    /// Takes the next row; false to stop reading.
-    async fn take(&mut self, bso: Bso) -> bool;
-}
-
-#[async_trait]
-impl RowSink for HeadCounter {
-    async fn take(&mut self, bso: Bso) -> bool {
-        self.push(&bso)
-    }
+    /// Takes the next row and its payload's size; false to stop reading.
+    async fn take(&mut self, bso: Bso, payload_bytes: u64) -> bool;
 }
 
 /// The steps of a transaction, each one or a few statements of the

@@ -236,7 +236,7 @@ macro_rules! sql_session {
                 let columns = if rows.payloads {
                     $sql::SELECT_BSOS
                 } else {
-                    $sql::SELECT_BSOS_NO_PAYLOAD
+                    $sql::SELECT_KEYS
                 };
                 let mut sql = Self::user_and_collection(columns, uid, coll);
                 sql.push(" AND expiry > ").push_bind(now.as_db());
@@ -281,7 +281,15 @@ macro_rules! sql_session {
                 // Row by row: a page may be far larger than memory should hold.
                 let mut fetched = sql.build().fetch(&mut *self.tx);
                 while let Some(row) = fetched.try_next().await.map_err($classify)? {
-                    if !sink.take(Self::bso(&row)?).await {
+                    let bso = Self::bso(&row)?;
+                    let bytes = if rows.payloads {
+                        bso.payload.len() as u64
+                    } else {
+                        use sqlx::Row;
+                        let size: i64 = row.try_get(5).map_err($classify)?;
+                        u64::try_from(size).unwrap_or(0)
+                    };
+                    if !sink.take(bso, bytes).await {
                         break;
                     }
                 }

@@ -8,15 +8,16 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::page::{Page, Rows};
+use super::page::{self, Page, Rows, Streams, Survey, WHOLE_PAGE_BYTES};
 use super::session::{Aggregate, BatchTotals, Connector, PageRows, Session};
 use super::{
     BatchId, DbError, DbResult, PerCollection, StoreSettings, SyncStore, Timed, Uid, Written,
     MAX_OPEN_BATCHES_PER_USER,
 };
 use crate::model::bso::{apply, fold, parse_bso, Bso, BsoId, BsoInput, CollectionName, WriteTime};
-use crate::model::paging::{BsoQuery, HeadCounter};
+use crate::model::paging::BsoQuery;
 use crate::model::precondition::Precondition;
 use crate::model::timestamp::SyncTimestamp;
 
@@ -31,12 +32,15 @@ pub struct SqlStore {
     settings: StoreSettings,
     /// Collection name → id, for committed rows only (ids never change).
     collection_ids: RwLock<HashMap<String, i64>>,
+    /// Large pages being streamed, each holding a read connection.
+    streams: Streams,
 }
 
 impl SqlStore {
     pub fn new(db: Box<dyn Connector>, settings: StoreSettings) -> Self {
         Self {
             db,
+            streams: Streams::new(settings.max_connections),
             settings,
             collection_ids: RwLock::new(HashMap::new()),
         }
@@ -110,6 +114,63 @@ impl SqlStore {
             return Err(DbError::QuotaExceeded);
         }
         Ok(())
+    }
+
+    /// A page of a collection, read in one snapshot: a keys pass for the
+    /// head and the size, then the rows, whole if small, else streamed with
+    /// `stream` (or a free one). `None` when the page needs a stream and
+    /// none is free.
+    async fn read_page(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        query: &BsoQuery,
+        pre: Precondition,
+        stream: &mut Option<OwnedSemaphorePermit>,
+    ) -> DbResult<Option<Timed<Page>>> {
+        let mut s = self.db.read().await?;
+        let collection = self.collection_id(&mut *s, coll).await?;
+        let last_modified = match collection {
+            Some(c) => s.collection_timestamp(uid, c).await?,
+            None => SyncTimestamp::ZERO,
+        };
+        pre.check(last_modified)?;
+        let timed = |value| {
+            Ok(Some(Timed {
+                last_modified,
+                value,
+            }))
+        };
+        let Some(collection) = collection else {
+            return timed(Page::empty());
+        };
+        let now = SyncTimestamp::now();
+        let mut survey = Survey::new(query);
+        s.stream_page(uid, collection, query, now, survey.rows(), &mut survey)
+            .await?;
+        let surveyed = survey.finish();
+        let head = surveyed.head.clone();
+        if let Some(ids) = surveyed.ids {
+            let rows = Rows::Whole(ids.into_iter());
+            return timed(Page { head, rows });
+        }
+        if surveyed.bytes <= WHOLE_PAGE_BYTES || !self.db.streams() {
+            let rows = PageRows {
+                count: head.records,
+                payloads: query.full,
+            };
+            let mut whole = Vec::new();
+            s.stream_page(uid, collection, query, now, rows, &mut whole)
+                .await?;
+            let rows = Rows::Whole(whole.into_iter());
+            return timed(Page { head, rows });
+        }
+        let Some(permit) = stream.take().or_else(|| self.streams.try_take()) else {
+            return Ok(None);
+        };
+        let place = (uid, collection);
+        let rows = page::stream(s, place, (query.clone(), now), &surveyed, permit);
+        timed(Page { head, rows })
     }
 
     /// A write transaction holding the user's lock.
@@ -381,45 +442,14 @@ impl SyncStore for SqlStore {
         query: &BsoQuery,
         pre: Precondition,
     ) -> DbResult<Timed<Page>> {
-        let mut s = self.db.read().await?;
-        let collection = self.collection_id(&mut *s, coll).await?;
-        let last_modified = match collection {
-            Some(c) => s.collection_timestamp(uid, c).await?,
-            None => SyncTimestamp::ZERO,
-        };
-        pre.check(last_modified)?;
-        let Some(collection) = collection else {
-            return Ok(Timed {
-                last_modified,
-                value: Page::empty(),
-            });
-        };
-        // Two passes in one snapshot: keys first, for the headers, then the
-        // rows themselves as the client takes them.
-        let now = SyncTimestamp::now();
-        let mut counter = HeadCounter::new(query);
-        let keys = PageRows {
-            count: counter.rows_wanted(),
-            payloads: false,
-        };
-        s.stream_page(uid, collection, query, now, keys, &mut counter)
-            .await?;
-        let head = counter.finish();
-        if head.records == 0 {
-            return Ok(Timed {
-                last_modified,
-                value: Page::empty(),
-            });
+        let mut stream = None;
+        loop {
+            if let Some(page) = self.read_page(uid, coll, query, pre, &mut stream).await? {
+                return Ok(page);
+            }
+            // Waiting for a stream, the page holds no connection.
+            stream = Some(self.streams.take().await?);
         }
-        let rows = PageRows {
-            count: head.records,
-            payloads: query.full,
-        };
-        let rows = Rows::read(s, (uid, collection), query.clone(), now, rows);
-        Ok(Timed {
-            last_modified,
-            value: Page { head, rows },
-        })
     }
 
     async fn get_bso(

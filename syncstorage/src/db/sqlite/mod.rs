@@ -21,8 +21,9 @@ mod sql {
     pub const ROW_VALUES: bool = true;
     /// Read by position: id, modified, payload, sortindex, expiry.
     pub const SELECT_BSOS: &str = "SELECT id, modified, payload, sortindex, expiry FROM bsos";
-    pub const SELECT_BSOS_NO_PAYLOAD: &str =
-        "SELECT id, modified, '' AS payload, sortindex, expiry FROM bsos";
+    /// The same without payloads, and their sizes.
+    pub const SELECT_KEYS: &str =
+        "SELECT id, modified, '' AS payload, sortindex, expiry, payload_size FROM bsos";
     pub const COLLECTION_ID: &str = "SELECT id FROM collections WHERE name = ?";
     /// Custom collections get ids from 101 (Mozilla's numbering).
     pub const CREATE_COLLECTION: &str = "INSERT OR IGNORE INTO collections (id, name) \
@@ -89,14 +90,12 @@ mod sql {
 
 sql_session!(SqliteSession, sqlx::Sqlite, sql, classify);
 
-/// Rows a reader's SQLite thread reads ahead of its consumer (sqlx reads
-/// 50 by default: 125 MB of the largest records).
-const READER_ROWS_AHEAD: usize = 1;
-
 /// SyncStorage on an SQLite file.
 pub struct SqliteDb {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The reader is the writer (an in-memory database exists once).
+    in_memory: bool,
 }
 
 impl SqliteDb {
@@ -123,11 +122,15 @@ impl SqliteDb {
             SqlitePoolOptions::new()
                 .max_connections(settings.max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(30))
-                .connect_with(options.row_buffer_size(READER_ROWS_AHEAD))
+                .connect_with(options)
                 .await
                 .map_err(classify)?
         };
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            in_memory,
+        })
     }
 }
 
@@ -159,6 +162,10 @@ impl Connector for SqliteDb {
             .await
             .map(|_| ())
             .map_err(classify)
+    }
+
+    fn streams(&self) -> bool {
+        !self.in_memory
     }
 }
 
