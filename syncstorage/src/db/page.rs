@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::session::{PageRows, RowSink, Session};
 use super::{DbError, DbResult, Uid};
 use crate::model::bso::Bso;
-use crate::model::paging::{BsoQuery, HeadCounter, Offset, PageHead, Sort};
+use crate::model::paging::{BsoQuery, Offset, PageHead, Sort};
 use crate::model::timestamp::SyncTimestamp;
 
 /// Pages whose body would be at most about this size are read whole.
@@ -75,79 +75,9 @@ impl Rows {
     }
 }
 
-/// What a keys pass learns of a page: its head, the size of its body, and
-/// for a page of ids that is small, the page itself.
-pub(super) struct Survey {
-    counter: HeadCounter,
-    full: bool,
-    bytes: u64,
-    largest: u64,
-    /// Kept while the page is one of small ids; `None` once not.
-    ids: Option<Vec<Bso>>,
-}
-
-impl Survey {
-    pub(super) fn new(query: &BsoQuery) -> Self {
-        Self {
-            counter: HeadCounter::new(query),
-            full: query.full,
-            bytes: 0,
-            largest: 0,
-            ids: (!query.full).then(Vec::new),
-        }
-    }
-
-    /// The rows to read: the page's keys and one more.
-    pub(super) fn rows(&self) -> PageRows {
-        PageRows {
-            count: self.counter.rows_wanted(),
-            payloads: false,
-        }
-    }
-
-    pub(super) fn finish(self) -> Surveyed {
-        Surveyed {
-            head: self.counter.finish(),
-            bytes: self.bytes,
-            largest: self.largest,
-            ids: self.ids,
-        }
-    }
-}
-
-/// What a keys pass learned.
-pub(super) struct Surveyed {
-    pub(super) head: PageHead,
-    /// The body's approximate size.
-    pub(super) bytes: u64,
-    /// The largest payload's size.
-    pub(super) largest: u64,
-    /// The page itself, when it is one of few ids.
-    pub(super) ids: Option<Vec<Bso>>,
-}
-
-#[async_trait]
-impl RowSink for Survey {
-    async fn take(&mut self, bso: Bso, payload_bytes: u64) -> bool {
-        if !self.counter.push(&bso) {
-            return false;
-        }
-        // Roughly what the body spends on the row: payload, id and fields.
-        self.bytes += bso.id.len() as u64 + if self.full { payload_bytes + 64 } else { 3 };
-        self.largest = self.largest.max(payload_bytes);
-        if self.bytes > WHOLE_PAGE_BYTES {
-            self.ids = None;
-        }
-        if let Some(ids) = &mut self.ids {
-            ids.push(bso);
-        }
-        true
-    }
-}
-
 #[async_trait]
 impl RowSink for Vec<Bso> {
-    async fn take(&mut self, bso: Bso, _: u64) -> bool {
+    async fn take(&mut self, bso: Bso) -> bool {
         self.push(bso);
         true
     }
@@ -178,34 +108,35 @@ impl Streams {
     }
 }
 
-/// The rows of `query`'s page that `page` describes, from `session`'s
-/// snapshot, read on a task of its own that ends the transaction whatever
-/// the reader does and gives `stream` back after.
+/// How large a streamed page is.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Size {
+    pub(super) records: u64,
+    /// The body's, roughly.
+    pub(super) bytes: u64,
+    pub(super) largest_payload: u64,
+}
+
+/// The rows of `query`'s page of `size`, from `session`'s snapshot, read
+/// on a task of its own that ends the transaction whatever the reader does
+/// and gives `stream` back after.
 pub(super) fn stream(
     mut session: Box<dyn Session>,
     (uid, coll): (Uid, i64),
     (query, now): (BsoQuery, SyncTimestamp),
-    page: &Surveyed,
+    size: Size,
     stream: OwnedSemaphorePermit,
 ) -> Rows {
     let (sender, receiver) = mpsc::channel(ROWS_AHEAD);
-    let rate = Duration::from_secs(page.bytes / STREAM_MIN_BYTES_PER_SECOND);
+    let rate = Duration::from_secs(size.bytes / STREAM_MIN_BYTES_PER_SECOND);
     let mut feed = Feed {
         sender,
         deadline: Instant::now() + STREAM_GRACE + rate,
     };
-    let (count, per_query) = (
-        page.head.records,
-        (BYTES_PER_QUERY / page.largest.max(1)).max(1),
-    );
+    let per_query = (BYTES_PER_QUERY / size.largest_payload.max(1)).max(1);
+    let count = (size.records, per_query);
     tokio::spawn(async move {
-        let read = feed_rows(
-            &mut *session,
-            (uid, coll),
-            (query, now),
-            (count, per_query),
-            &mut feed,
-        );
+        let read = feed_rows(&mut *session, (uid, coll), (query, now), count, &mut feed);
         if let Err(e) = read.await {
             let _ = feed.sender.send(Err(e)).await;
         }
@@ -262,13 +193,13 @@ struct Part<'f> {
 
 #[async_trait]
 impl RowSink for Part<'_> {
-    async fn take(&mut self, bso: Bso, payload_bytes: u64) -> bool {
+    async fn take(&mut self, bso: Bso) -> bool {
         let last = Offset {
             sort: self.sort,
             key: self.sort.key_of(&bso),
             id: bso.id.clone(),
         };
-        self.open = self.feed.take(bso, payload_bytes).await;
+        self.open = self.feed.take(bso).await;
         self.taken += 1;
         self.last = Some(last);
         self.open
@@ -284,7 +215,7 @@ struct Feed {
 
 #[async_trait]
 impl RowSink for Feed {
-    async fn take(&mut self, bso: Bso, _: u64) -> bool {
+    async fn take(&mut self, bso: Bso) -> bool {
         match tokio::time::timeout_at(self.deadline, self.sender.send(Ok(bso))).await {
             Ok(sent) => sent.is_ok(),
             Err(_) => {
@@ -316,9 +247,9 @@ mod tests {
             sender,
             deadline: Instant::now() + Duration::from_secs(5),
         };
-        assert!(feed.take(bso("a"), 0).await, "room in the channel");
+        assert!(feed.take(bso("a")).await, "room in the channel");
         let started = Instant::now();
-        assert!(!feed.take(bso("b"), 0).await, "the client takes nothing");
+        assert!(!feed.take(bso("b")).await, "the client takes nothing");
         assert_eq!(started.elapsed(), Duration::from_secs(5));
         assert_eq!(
             receiver.recv().await.map(|r| r.ok().map(|b| b.id)),
@@ -326,29 +257,5 @@ mod tests {
         );
         drop(feed);
         assert!(receiver.recv().await.is_none(), "the page ends early");
-    }
-
-    #[test]
-    fn small_pages_of_ids_are_kept_from_the_keys_pass_large_ones_are_not() {
-        let query = BsoQuery {
-            limit: 100_000,
-            ..BsoQuery::default()
-        };
-        let survey_of = |count: usize| {
-            let mut survey = Survey::new(&query);
-            for i in 0..count {
-                let taken = futures_util::FutureExt::now_or_never(
-                    survey.take(bso(&format!("{i:08}")), 2_000),
-                );
-                assert_eq!(taken, Some(true));
-            }
-            survey.finish()
-        };
-        let small = survey_of(100);
-        assert_eq!((small.head.records, small.bytes), (100, 1_100));
-        assert_eq!(small.largest, 2_000);
-        assert_eq!(small.ids.map(|ids| ids.len()), Some(100));
-        let large = survey_of(30_000);
-        assert!(large.bytes > WHOLE_PAGE_BYTES && large.ids.is_none());
     }
 }

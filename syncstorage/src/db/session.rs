@@ -52,16 +52,23 @@ pub struct BatchTotals {
 #[derive(Debug, Clone, Copy)]
 pub struct PageRows {
     pub count: u64,
-    /// Without them (`payload` empty), each row comes with its payload's
-    /// stored size.
+    /// Ids, timestamps and sortindexes only, when false.
     pub payloads: bool,
 }
 
 /// Where a page's rows go as they are read.
 #[async_trait]
 pub trait RowSink: Send {
-    /// Takes the next row and its payload's size; false to stop reading.
-    async fn take(&mut self, bso: Bso, payload_bytes: u64) -> bool;
+    /// Takes the next row; false to stop reading.
+    async fn take(&mut self, bso: Bso) -> bool;
+}
+
+/// A page's first rows summed up, before any is read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageSummary {
+    pub rows: u64,
+    pub payload_bytes: u64,
+    pub largest_payload: u64,
 }
 
 /// The steps of a transaction, each one or a few statements of the
@@ -107,6 +114,24 @@ pub trait Session: Send {
         rows: PageRows,
         sink: &mut dyn RowSink,
     ) -> DbResult<()>;
+    /// The first `count` such rows summed up.
+    async fn page_summary(
+        &mut self,
+        uid: Uid,
+        coll: i64,
+        query: &BsoQuery,
+        now: SyncTimestamp,
+        count: u64,
+    ) -> DbResult<PageSummary>;
+    /// The such row at `position` (from 0), without its payload.
+    async fn page_row_at(
+        &mut self,
+        uid: Uid,
+        coll: i64,
+        query: &BsoQuery,
+        now: SyncTimestamp,
+        position: u64,
+    ) -> DbResult<Option<Bso>>;
     async fn live_bso(
         &mut self,
         uid: Uid,

@@ -70,6 +70,75 @@ macro_rules! sql_session {
             }
         }
 
+        impl $session {
+            /// Appends `columns` (a `SELECT … FROM bsos`) restricted to
+            /// the query's live rows after its offset, in its order.
+            fn push_page_query<'a>(
+                sql: &mut sqlx::QueryBuilder<'a, $db>,
+                columns: &str,
+                uid: $crate::db::Uid,
+                coll: i64,
+                query: &'a $crate::model::paging::BsoQuery,
+                now: $crate::model::timestamp::SyncTimestamp,
+            ) {
+                use $crate::model::paging::Sort;
+                sql.push(columns)
+                    .push(" WHERE userid = ")
+                    .push_bind(uid.as_db())
+                    .push(" AND collection = ")
+                    .push_bind(coll)
+                    .push(" AND expiry > ")
+                    .push_bind(now.as_db());
+                if let Some(newer) = query.newer {
+                    sql.push(" AND modified > ").push_bind(newer.as_db());
+                }
+                if let Some(older) = query.older {
+                    sql.push(" AND modified < ").push_bind(older.as_db());
+                }
+                if !query.ids.is_empty() {
+                    sql.push(" AND id IN (");
+                    let mut list = sql.separated(", ");
+                    for id in &query.ids {
+                        list.push_bind(id.as_str());
+                    }
+                    sql.push(")");
+                }
+                let key = match query.sort {
+                    Sort::Newest | Sort::Oldest => "modified",
+                    // A generated column: COALESCE(sortindex, NULL_SORTINDEX_KEY).
+                    Sort::Index => "sortkey",
+                };
+                let (cmp, dir) = if query.sort.descending() {
+                    ("<", "DESC")
+                } else {
+                    (">", "ASC")
+                };
+                if let Some(offset) = &query.offset {
+                    if $sql::ROW_VALUES {
+                        sql.push(format!(" AND ({key}, id) {cmp} ("))
+                            .push_bind(offset.key)
+                            .push(", ")
+                            .push_bind(offset.id.as_str())
+                            .push(")");
+                    } else {
+                        sql.push(format!(" AND ({key} {cmp} "))
+                            .push_bind(offset.key)
+                            .push(format!(" OR ({key} = "))
+                            .push_bind(offset.key)
+                            .push(format!(" AND id {cmp} "))
+                            .push_bind(offset.id.as_str())
+                            .push("))");
+                    }
+                }
+                sql.push(format!(" ORDER BY {key} {dir}, id {dir}"));
+            }
+
+            /// A row count as SQL takes it.
+            fn count(n: u64) -> i64 {
+                i64::try_from(n).unwrap_or(i64::MAX)
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::db::session::Session for $session {
             async fn commit(self: Box<Self>) -> $crate::db::DbResult<()> {
@@ -232,68 +301,63 @@ macro_rules! sql_session {
                 sink: &mut dyn $crate::db::session::RowSink,
             ) -> $crate::db::DbResult<()> {
                 use futures_util::TryStreamExt;
-                use $crate::model::paging::Sort;
                 let columns = if rows.payloads {
                     $sql::SELECT_BSOS
                 } else {
-                    $sql::SELECT_KEYS
+                    $sql::SELECT_BSOS_NO_PAYLOAD
                 };
-                let mut sql = Self::user_and_collection(columns, uid, coll);
-                sql.push(" AND expiry > ").push_bind(now.as_db());
-                if let Some(newer) = query.newer {
-                    sql.push(" AND modified > ").push_bind(newer.as_db());
-                }
-                if let Some(older) = query.older {
-                    sql.push(" AND modified < ").push_bind(older.as_db());
-                }
-                if !query.ids.is_empty() {
-                    sql = Self::with_ids(sql, query.ids.iter().map(|id| id.as_str()));
-                }
-                let key = match query.sort {
-                    Sort::Newest | Sort::Oldest => "modified",
-                    // A generated column: COALESCE(sortindex, NULL_SORTINDEX_KEY).
-                    Sort::Index => "sortkey",
-                };
-                let (cmp, dir) = if query.sort.descending() {
-                    ("<", "DESC")
-                } else {
-                    (">", "ASC")
-                };
-                if let Some(offset) = &query.offset {
-                    if $sql::ROW_VALUES {
-                        sql.push(format!(" AND ({key}, id) {cmp} ("))
-                            .push_bind(offset.key)
-                            .push(", ")
-                            .push_bind(offset.id.as_str())
-                            .push(")");
-                    } else {
-                        sql.push(format!(" AND ({key} {cmp} "))
-                            .push_bind(offset.key)
-                            .push(format!(" OR ({key} = "))
-                            .push_bind(offset.key)
-                            .push(format!(" AND id {cmp} "))
-                            .push_bind(offset.id.as_str())
-                            .push("))");
-                    }
-                }
-                sql.push(format!(" ORDER BY {key} {dir}, id {dir} LIMIT "))
-                    .push_bind(i64::try_from(rows.count).unwrap_or(i64::MAX));
+                let mut sql = sqlx::QueryBuilder::new("");
+                Self::push_page_query(&mut sql, columns, uid, coll, query, now);
+                sql.push(" LIMIT ").push_bind(Self::count(rows.count));
                 // Row by row: a page may be far larger than memory should hold.
                 let mut fetched = sql.build().fetch(&mut *self.tx);
                 while let Some(row) = fetched.try_next().await.map_err($classify)? {
-                    let bso = Self::bso(&row)?;
-                    let bytes = if rows.payloads {
-                        bso.payload.len() as u64
-                    } else {
-                        use sqlx::Row;
-                        let size: i64 = row.try_get(5).map_err($classify)?;
-                        u64::try_from(size).unwrap_or(0)
-                    };
-                    if !sink.take(bso, bytes).await {
+                    if !sink.take(Self::bso(&row)?).await {
                         break;
                     }
                 }
                 Ok(())
+            }
+
+            async fn page_summary(
+                &mut self,
+                uid: $crate::db::Uid,
+                coll: i64,
+                query: &$crate::model::paging::BsoQuery,
+                now: $crate::model::timestamp::SyncTimestamp,
+                count: u64,
+            ) -> $crate::db::DbResult<$crate::db::session::PageSummary> {
+                use sqlx::Row;
+                let mut sql = sqlx::QueryBuilder::new($sql::PAGE_SUMMARY);
+                let inner = "SELECT payload_size FROM bsos";
+                Self::push_page_query(&mut sql, inner, uid, coll, query, now);
+                sql.push(" LIMIT ").push_bind(Self::count(count)).push(") AS page");
+                let row = sql.build().fetch_one(&mut *self.tx).await.map_err($classify)?;
+                let get = |i: usize| -> $crate::db::DbResult<u64> {
+                    let v: i64 = row.try_get(i).map_err($classify)?;
+                    Ok(u64::try_from(v).unwrap_or(0))
+                };
+                Ok($crate::db::session::PageSummary {
+                    rows: get(0)?,
+                    payload_bytes: get(1)?,
+                    largest_payload: get(2)?,
+                })
+            }
+
+            async fn page_row_at(
+                &mut self,
+                uid: $crate::db::Uid,
+                coll: i64,
+                query: &$crate::model::paging::BsoQuery,
+                now: $crate::model::timestamp::SyncTimestamp,
+                position: u64,
+            ) -> $crate::db::DbResult<Option<$crate::model::bso::Bso>> {
+                let columns = $sql::SELECT_BSOS_NO_PAYLOAD;
+                let mut sql = sqlx::QueryBuilder::new("");
+                Self::push_page_query(&mut sql, columns, uid, coll, query, now);
+                sql.push(" LIMIT 1 OFFSET ").push_bind(Self::count(position));
+                let row = sql.build().fetch_optional(&mut *self.tx).await.map_err($classify)?;
+                row.as_ref().map(Self::bso).transpose()
             }
 
             async fn live_bso(

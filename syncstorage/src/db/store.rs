@@ -10,14 +10,14 @@ use async_trait::async_trait;
 use sync_common::db_url::Backend;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::page::{self, Page, Rows, Streams, Survey, WHOLE_PAGE_BYTES};
+use super::page::{self, Page, Rows, Streams, WHOLE_PAGE_BYTES};
 use super::session::{Aggregate, BatchTotals, Connector, PageRows, Session};
 use super::{
     BatchId, DbError, DbResult, PerCollection, StoreSettings, SyncStore, Timed, Uid, Written,
     MAX_OPEN_BATCHES_PER_USER,
 };
 use crate::model::bso::{apply, fold, parse_bso, Bso, BsoId, BsoInput, CollectionName, WriteTime};
-use crate::model::paging::BsoQuery;
+use crate::model::paging::{BsoQuery, PageHead};
 use crate::model::precondition::Precondition;
 use crate::model::timestamp::SyncTimestamp;
 
@@ -116,9 +116,9 @@ impl SqlStore {
         Ok(())
     }
 
-    /// A page of a collection, read in one snapshot: a keys pass for the
-    /// head and the size, then the rows, whole if small, else streamed with
-    /// `stream` (or a free one). `None` when the page needs a stream and
+    /// A page of a collection, read in one snapshot: its rows summed up
+    /// (and its last row's key) for the head and the size, then the rows,
+    /// whole if small, else streamed with `stream` (or a free one). `None` when the page needs a stream and
     /// none is free.
     async fn read_page(
         &self,
@@ -145,16 +145,30 @@ impl SqlStore {
             return timed(Page::empty());
         };
         let now = SyncTimestamp::now();
-        let mut survey = Survey::new(query);
-        s.stream_page(uid, collection, query, now, survey.rows(), &mut survey)
+        let summary = s
+            .page_summary(uid, collection, query, now, PageHead::rows_to_count(query))
             .await?;
-        let surveyed = survey.finish();
-        let head = surveyed.head.clone();
-        if let Some(ids) = surveyed.ids {
-            let rows = Rows::Whole(ids.into_iter());
-            return timed(Page { head, rows });
+        let last = if PageHead::needs_last(query, summary.rows) {
+            s.page_row_at(uid, collection, query, now, query.limit - 1)
+                .await?
+        } else {
+            None
+        };
+        let head = PageHead::new(query, summary.rows, last.as_ref());
+        if head.records == 0 {
+            return timed(Page::empty());
         }
-        if surveyed.bytes <= WHOLE_PAGE_BYTES || !self.db.streams() {
+        let size = page::Size {
+            records: head.records,
+            // What the body spends on each record besides its payload.
+            bytes: if query.full {
+                summary.payload_bytes + head.records * 128
+            } else {
+                head.records * 68
+            },
+            largest_payload: summary.largest_payload,
+        };
+        if size.bytes <= WHOLE_PAGE_BYTES || !self.db.streams() {
             let rows = PageRows {
                 count: head.records,
                 payloads: query.full,
@@ -169,7 +183,7 @@ impl SqlStore {
             return Ok(None);
         };
         let place = (uid, collection);
-        let rows = page::stream(s, place, (query.clone(), now), &surveyed, permit);
+        let rows = page::stream(s, place, (query.clone(), now), size, permit);
         timed(Page { head, rows })
     }
 

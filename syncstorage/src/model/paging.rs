@@ -114,56 +114,34 @@ pub struct PageHead {
     pub next_offset: Option<String>,
 }
 
-/// Works out a page's head from its rows in sort order, up to `limit + 1`
-/// of them (the extra one only signals that there is more), keeping
-/// nothing of them but the key of the page's last row.
-#[derive(Debug)]
-pub struct HeadCounter {
-    sort: Sort,
-    limit: u64,
-    records: u64,
-    last: Option<Offset>,
-    more: bool,
-}
+impl PageHead {
+    /// Rows to count for a head: the page's and one more, which only
+    /// signals that there is more.
+    pub fn rows_to_count(query: &BsoQuery) -> u64 {
+        query.limit.saturating_add(1)
+    }
 
-impl HeadCounter {
-    pub fn new(query: &BsoQuery) -> Self {
+    /// The head of a page followed by `counted` rows (up to
+    /// `rows_to_count`), given its last row, needed only when more follow.
+    pub fn new(query: &BsoQuery, counted: u64, last: Option<&Bso>) -> Self {
+        let records = counted.min(query.limit);
+        let next_offset = last.filter(|_| counted > query.limit).map(|last| {
+            Offset {
+                sort: query.sort,
+                key: query.sort.key_of(last),
+                id: last.id.clone(),
+            }
+            .encode()
+        });
         Self {
-            sort: query.sort,
-            limit: query.limit,
-            records: 0,
-            last: None,
-            more: false,
+            records,
+            next_offset,
         }
     }
 
-    /// Rows to read for the head: the page's and one more.
-    pub fn rows_wanted(&self) -> u64 {
-        self.limit.saturating_add(1)
-    }
-
-    /// Counts the next row; false once the head is known.
-    pub fn push(&mut self, bso: &Bso) -> bool {
-        if self.records >= self.limit {
-            self.more = true;
-            return false;
-        }
-        self.records += 1;
-        if self.records == self.limit {
-            self.last = Some(Offset {
-                sort: self.sort,
-                key: self.sort.key_of(bso),
-                id: bso.id.clone(),
-            });
-        }
-        true
-    }
-
-    pub fn finish(self) -> PageHead {
-        PageHead {
-            records: self.records,
-            next_offset: self.last.filter(|_| self.more).map(|o| o.encode()),
-        }
+    /// Whether `new` needs the page's last row.
+    pub fn needs_last(query: &BsoQuery, counted: u64) -> bool {
+        counted > query.limit && query.limit > 0
     }
 }
 
@@ -203,10 +181,9 @@ mod tests {
             limit,
             ..BsoQuery::default()
         };
-        let mut counter = HeadCounter::new(&query);
-        let taken = rows.iter().take_while(|r| counter.push(r)).count();
-        assert!(taken as u64 <= limit);
-        counter.finish()
+        let counted = (rows.len() as u64).min(PageHead::rows_to_count(&query));
+        let last = PageHead::needs_last(&query, counted).then(|| &rows[limit as usize - 1]);
+        PageHead::new(&query, counted, last)
     }
 
     #[test]

@@ -27,9 +27,12 @@ mod sql {
     /// another name: `ORDER BY id` must still mean the column).
     pub const SELECT_BSOS: &str =
         "SELECT CAST(id AS CHAR) AS id_text, modified, payload, sortindex, expiry FROM bsos";
-    /// The same without payloads, and their sizes.
-    pub const SELECT_KEYS: &str = "SELECT CAST(id AS CHAR) AS id_text, modified, '' AS payload, \
-         sortindex, expiry, payload_size FROM bsos";
+    pub const SELECT_BSOS_NO_PAYLOAD: &str =
+        "SELECT CAST(id AS CHAR) AS id_text, modified, '' AS payload, sortindex, expiry FROM bsos";
+    /// Over a page's `payload_size`s: rows, bytes, largest (SUM is decimal).
+    pub const PAGE_SUMMARY: &str =
+        "SELECT COUNT(*), CAST(COALESCE(SUM(payload_size), 0) AS SIGNED), \
+         COALESCE(MAX(payload_size), 0) FROM (";
     /// One statement that takes the row's exclusive lock whether or not it
     /// exists (`INSERT IGNORE` + `FOR UPDATE` would take a shared lock
     /// first, and two writers upgrading it deadlock).

@@ -22,9 +22,12 @@ mod sql {
     pub const ROW_VALUES: bool = true;
     /// Read by position: id, modified, payload, sortindex, expiry.
     pub const SELECT_BSOS: &str = "SELECT id, modified, payload, sortindex, expiry FROM bsos";
-    /// The same without payloads, and their sizes.
-    pub const SELECT_KEYS: &str =
-        "SELECT id, modified, '' AS payload, sortindex, expiry, payload_size FROM bsos";
+    pub const SELECT_BSOS_NO_PAYLOAD: &str =
+        "SELECT id, modified, '' AS payload, sortindex, expiry FROM bsos";
+    /// Over a page's `payload_size`s: rows, bytes, largest (SUM is numeric).
+    pub const PAGE_SUMMARY: &str =
+        "SELECT COUNT(*), CAST(COALESCE(SUM(payload_size), 0) AS BIGINT), \
+         COALESCE(MAX(payload_size), 0) FROM (";
     /// One statement that always ends holding the row's lock, even if the
     /// row is deleted (a forgotten user) while it waits.
     pub const LOCK_USER: &[&str] = &["INSERT INTO user_timestamps (userid, modified) \

@@ -21,9 +21,11 @@ mod sql {
     pub const ROW_VALUES: bool = true;
     /// Read by position: id, modified, payload, sortindex, expiry.
     pub const SELECT_BSOS: &str = "SELECT id, modified, payload, sortindex, expiry FROM bsos";
-    /// The same without payloads, and their sizes.
-    pub const SELECT_KEYS: &str =
-        "SELECT id, modified, '' AS payload, sortindex, expiry, payload_size FROM bsos";
+    pub const SELECT_BSOS_NO_PAYLOAD: &str =
+        "SELECT id, modified, '' AS payload, sortindex, expiry FROM bsos";
+    /// Over a page's `payload_size`s: rows, bytes, largest.
+    pub const PAGE_SUMMARY: &str = "SELECT COUNT(*), COALESCE(SUM(payload_size), 0), \
+         COALESCE(MAX(payload_size), 0) FROM (";
     pub const COLLECTION_ID: &str = "SELECT id FROM collections WHERE name = ?";
     /// Custom collections get ids from 101 (Mozilla's numbering).
     pub const CREATE_COLLECTION: &str = "INSERT OR IGNORE INTO collections (id, name) \
