@@ -119,14 +119,19 @@ async fn node_with_one_connection(send_timeout_seconds: u64) -> TestServer {
 /// A page far larger than the sockets' buffers: 20 MB.
 const BIG: (usize, usize) = (40, 500_000);
 
-/// Everyone is served, and the big page is still whole.
-async fn assert_node_serves(server: &TestServer, owner: &Client) {
+/// Another user can write and read.
+async fn assert_others_served(server: &TestServer) {
     let other = server.user(2);
     other
         .post("/storage/c", json!([{"id": "a", "payload": "x"}]))
         .await
         .assert(200);
     other.get("/storage/c?full=1").await.assert(200);
+}
+
+/// Everyone is served, and the big page is still whole.
+async fn assert_node_serves(server: &TestServer, owner: &Client) {
+    assert_others_served(server).await;
     let page = owner.get("/storage/big").await;
     assert_eq!(page.assert(200).json().as_array().unwrap().len(), BIG.0);
 }
@@ -181,12 +186,7 @@ async fn large_pages_stream_from_half_the_pool_and_wait_their_turn_holding_nothi
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let other = server.user(2);
-    other
-        .post("/storage/c", json!([{"id": "a", "payload": "x"}]))
-        .await
-        .assert(200);
-    other.get("/storage/c?full=1").await.assert(200);
+    assert_others_served(&server).await;
     assert!(
         !waiting.is_finished(),
         "the second large page waits for the stream"
@@ -194,4 +194,28 @@ async fn large_pages_stream_from_half_the_pool_and_wait_their_turn_holding_nothi
     drop(streaming);
     let page = waiting.await.unwrap();
     assert_eq!(page.assert(200).json().as_array().unwrap().len(), BIG.0);
+}
+
+#[tokio::test]
+async fn a_large_page_of_ids_streams_complete_and_in_order() {
+    let server = TestServer::spawn().await;
+    let user = server.user(1);
+    // 5,000 ids of the longest size: a body of 335 KB.
+    let id = |i: usize| format!("{i:05}{}", "i".repeat(59));
+    for first in (0..5_000).step_by(100) {
+        let records: Vec<Value> = (first..first + 100)
+            .map(|i| json!({"id": id(i), "payload": "x", "sortindex": i}))
+            .collect();
+        user.post("/storage/ids", json!(records)).await.assert(200);
+    }
+    let page = user.get("/storage/ids?sort=index").await;
+    page.assert(200);
+    assert_eq!(
+        page.header("content-length"),
+        None,
+        "335 KB go out streamed"
+    );
+    assert_eq!(page.header("x-weave-records").as_deref(), Some("5000"));
+    let expected: Vec<Value> = (0..5_000).rev().map(|i| Value::from(id(i))).collect();
+    assert_eq!(page.json(), Value::from(expected));
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::session::{PageRows, RowSink, Session};
 use super::{DbError, DbResult, Uid};
@@ -114,6 +115,7 @@ pub(super) struct Size {
     pub(super) records: u64,
     /// The body's, roughly.
     pub(super) bytes: u64,
+    /// Of the payloads read (none for a page of ids).
     pub(super) largest_payload: u64,
 }
 
@@ -135,7 +137,7 @@ pub(super) fn stream(
     };
     let per_query = (BYTES_PER_QUERY / size.largest_payload.max(1)).max(1);
     let count = (size.records, per_query);
-    tokio::spawn(async move {
+    let task = async move {
         let read = feed_rows(&mut *session, (uid, coll), (query, now), count, &mut feed);
         if let Err(e) = read.await {
             let _ = feed.sender.send(Err(e)).await;
@@ -144,7 +146,8 @@ pub(super) fn stream(
             tracing::warn!("ending a page's read transaction failed: {e}");
         }
         drop(stream);
-    });
+    };
+    tokio::spawn(task.in_current_span());
     Rows::Streamed(receiver)
 }
 
@@ -160,7 +163,7 @@ async fn feed_rows(
     while count > 0 {
         let rows = PageRows {
             count: count.min(per_query),
-            payloads: true,
+            payloads: query.full,
         };
         let mut part = Part {
             feed: &mut *feed,

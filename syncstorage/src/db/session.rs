@@ -52,7 +52,7 @@ pub struct BatchTotals {
 #[derive(Debug, Clone, Copy)]
 pub struct PageRows {
     pub count: u64,
-    /// Ids, timestamps and sortindexes only, when false.
+    /// Rows without their payloads, when false.
     pub payloads: bool,
 }
 

@@ -166,7 +166,11 @@ impl SqlStore {
             } else {
                 head.records * 68
             },
-            largest_payload: summary.largest_payload,
+            largest_payload: if query.full {
+                summary.largest_payload
+            } else {
+                0
+            },
         };
         if size.bytes <= WHOLE_PAGE_BYTES || !self.db.streams() {
             let rows = PageRows {
