@@ -156,7 +156,10 @@ async fn a_client_that_stops_reading_is_cut_off_and_gives_its_read_transaction_b
     let user = server.user(1);
     fill(&user, BIG.0, BIG.1).await;
     let mut stalled = user.call(Method::GET, "/storage/big?full=1").open().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Its headers have come, then it reads no more.
+    let mut start = vec![0u8; 1024];
+    stalled.read_exact(&mut start).await.unwrap();
+    assert!(start.starts_with(b"HTTP/1.1 200"));
     assert_node_serves(&server, &user).await;
     let mut received = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), stalled.read_to_end(&mut received));
@@ -178,8 +181,11 @@ async fn large_pages_stream_from_half_the_pool_and_wait_their_turn_holding_nothi
     .await;
     let user = server.user(1);
     fill(&user, BIG.0, BIG.1).await;
-    let streaming = user.call(Method::GET, "/storage/big?full=1").open().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut streaming = user.call(Method::GET, "/storage/big?full=1").open().await;
+    // Its headers have come: it streams, holding the stream.
+    let mut start = vec![0u8; 1024];
+    streaming.read_exact(&mut start).await.unwrap();
+    assert!(start.starts_with(b"HTTP/1.1 200"));
     let waiting = {
         let user = user.clone();
         tokio::spawn(async move { user.get("/storage/big?full=1").await })
