@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::session::{PageRows, RowSink, Session};
+use super::session::{PageRows, PageSummary, RowSink, Session};
 use super::{DbError, DbResult, Uid};
 use crate::model::bso::Bso;
 use crate::model::paging::{BsoQuery, Offset, PageHead, Sort};
@@ -109,7 +109,7 @@ impl Streams {
     }
 }
 
-/// How large a streamed page is.
+/// How large a page is.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Size {
     pub(super) records: u64,
@@ -117,6 +117,26 @@ pub(super) struct Size {
     pub(super) bytes: u64,
     /// Of the payloads read (none for a page of ids).
     pub(super) largest_payload: u64,
+}
+
+impl Size {
+    /// A page of `records` rows whose `summary` counted one more at most.
+    pub(super) fn of(query: &BsoQuery, records: u64, summary: PageSummary) -> Self {
+        // What the body spends on each record besides its payload.
+        let (bytes, largest_payload) = if query.full {
+            (
+                summary.payload_bytes + records * 128,
+                summary.largest_payload,
+            )
+        } else {
+            (records * 68, 0)
+        };
+        Self {
+            records,
+            bytes,
+            largest_payload,
+        }
+    }
 }
 
 /// The rows of `query`'s page of `size`, from `session`'s snapshot, read

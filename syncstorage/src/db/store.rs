@@ -158,20 +158,7 @@ impl SqlStore {
         if head.records == 0 {
             return timed(Page::empty());
         }
-        let size = page::Size {
-            records: head.records,
-            // What the body spends on each record besides its payload.
-            bytes: if query.full {
-                summary.payload_bytes + head.records * 128
-            } else {
-                head.records * 68
-            },
-            largest_payload: if query.full {
-                summary.largest_payload
-            } else {
-                0
-            },
-        };
+        let size = page::Size::of(query, head.records, summary);
         if size.bytes <= WHOLE_PAGE_BYTES || !self.db.streams() {
             let rows = PageRows {
                 count: head.records,
