@@ -119,6 +119,16 @@ async fn node_with_one_connection(send_timeout_seconds: u64) -> TestServer {
 /// A page far larger than the sockets' buffers: 20 MB.
 const BIG: (usize, usize) = (40, 500_000);
 
+/// A raw GET of the big page once its headers have come (so it streams);
+/// the rest is left unread.
+async fn started_big_page(user: &Client) -> tokio::net::TcpStream {
+    let mut socket = user.call(Method::GET, "/storage/big?full=1").open().await;
+    let mut start = vec![0u8; 1024];
+    socket.read_exact(&mut start).await.unwrap();
+    assert!(start.starts_with(b"HTTP/1.1 200"));
+    socket
+}
+
 /// Another user can write and read.
 async fn assert_others_served(server: &TestServer) {
     let other = server.user(2);
@@ -155,11 +165,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_gives_its_read_transaction_b
     let server = node_with_one_connection(1).await;
     let user = server.user(1);
     fill(&user, BIG.0, BIG.1).await;
-    let mut stalled = user.call(Method::GET, "/storage/big?full=1").open().await;
-    // Its headers have come, then it reads no more.
-    let mut start = vec![0u8; 1024];
-    stalled.read_exact(&mut start).await.unwrap();
-    assert!(start.starts_with(b"HTTP/1.1 200"));
+    let mut stalled = started_big_page(&user).await;
     assert_node_serves(&server, &user).await;
     let mut received = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), stalled.read_to_end(&mut received));
@@ -181,11 +187,7 @@ async fn large_pages_stream_from_half_the_pool_and_wait_their_turn_holding_nothi
     .await;
     let user = server.user(1);
     fill(&user, BIG.0, BIG.1).await;
-    let mut streaming = user.call(Method::GET, "/storage/big?full=1").open().await;
-    // Its headers have come: it streams, holding the stream.
-    let mut start = vec![0u8; 1024];
-    streaming.read_exact(&mut start).await.unwrap();
-    assert!(start.starts_with(b"HTTP/1.1 200"));
+    let streaming = started_big_page(&user).await;
     let waiting = {
         let user = user.clone();
         tokio::spawn(async move { user.get("/storage/big?full=1").await })

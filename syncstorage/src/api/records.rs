@@ -21,8 +21,8 @@ pub async fn body(format: ReplyFormat, full: bool, count: u64, rows: Rows) -> Ap
         format,
         full,
         rows,
+        count,
         left: count,
-        written: 0,
     };
     let whole = !records.rows.is_streamed();
     let mut first = Vec::new();
@@ -39,8 +39,8 @@ struct Records {
     format: ReplyFormat,
     full: bool,
     rows: Rows,
+    count: u64,
     left: u64,
-    written: u64,
 }
 
 impl Records {
@@ -65,7 +65,7 @@ impl Records {
 
     fn write(&mut self, out: &mut Vec<u8>, bso: &Bso) -> ApiResult<()> {
         if self.format == ReplyFormat::Json {
-            out.push(if self.written == 0 { b'[' } else { b',' });
+            out.push(if self.left == self.count { b'[' } else { b',' });
         }
         // Room for the escapes of a typical payload (quotes), so that a large
         // record is not copied again and again as its buffer doubles.
@@ -80,13 +80,12 @@ impl Records {
         if self.format == ReplyFormat::Newlines {
             out.push(b'\n');
         }
-        self.written += 1;
         Ok(())
     }
 
     fn end(&self, out: &mut Vec<u8>) {
         if self.format == ReplyFormat::Json {
-            out.extend_from_slice(if self.written == 0 { b"[]" } else { b"]" });
+            out.extend_from_slice(if self.count == 0 { b"[]" } else { b"]" });
         }
     }
 

@@ -217,11 +217,7 @@ struct Part<'f> {
 #[async_trait]
 impl RowSink for Part<'_> {
     async fn take(&mut self, bso: Bso) -> bool {
-        let last = Offset {
-            sort: self.sort,
-            key: self.sort.key_of(&bso),
-            id: bso.id.clone(),
-        };
+        let last = Offset::after(self.sort, &bso);
         self.open = self.feed.take(bso).await;
         self.taken += 1;
         self.last = Some(last);

@@ -42,18 +42,31 @@ macro_rules! sql_session {
                 get().map_err($classify)
             }
 
-            /// `prefix` followed by ` IN (ids…)`.
+            /// Appends ` AND id IN (ids…)`.
             fn with_ids<'a>(
-                mut sql: sqlx::QueryBuilder<'a, $db>,
+                sql: &mut sqlx::QueryBuilder<'a, $db>,
                 ids: impl IntoIterator<Item = &'a str>,
-            ) -> sqlx::QueryBuilder<'a, $db> {
+            ) {
                 sql.push(" AND id IN (");
                 let mut list = sql.separated(", ");
                 for id in ids {
                     list.push_bind(id);
                 }
                 sql.push(")");
-                sql
+            }
+
+            /// Appends `prefix` restricted to one user's collection.
+            fn push_user_and_collection(
+                sql: &mut sqlx::QueryBuilder<'_, $db>,
+                prefix: &str,
+                uid: $crate::db::Uid,
+                coll: i64,
+            ) {
+                sql.push(prefix)
+                    .push(" WHERE userid = ")
+                    .push_bind(uid.as_db())
+                    .push(" AND collection = ")
+                    .push_bind(coll);
             }
 
             fn user_and_collection<'a>(
@@ -61,11 +74,8 @@ macro_rules! sql_session {
                 uid: $crate::db::Uid,
                 coll: i64,
             ) -> sqlx::QueryBuilder<'a, $db> {
-                let mut sql = sqlx::QueryBuilder::new(prefix);
-                sql.push(" WHERE userid = ")
-                    .push_bind(uid.as_db())
-                    .push(" AND collection = ")
-                    .push_bind(coll);
+                let mut sql = sqlx::QueryBuilder::new("");
+                Self::push_user_and_collection(&mut sql, prefix, uid, coll);
                 sql
             }
         }
@@ -82,13 +92,8 @@ macro_rules! sql_session {
                 now: $crate::model::timestamp::SyncTimestamp,
             ) {
                 use $crate::model::paging::Sort;
-                sql.push(columns)
-                    .push(" WHERE userid = ")
-                    .push_bind(uid.as_db())
-                    .push(" AND collection = ")
-                    .push_bind(coll)
-                    .push(" AND expiry > ")
-                    .push_bind(now.as_db());
+                Self::push_user_and_collection(sql, columns, uid, coll);
+                sql.push(" AND expiry > ").push_bind(now.as_db());
                 if let Some(newer) = query.newer {
                     sql.push(" AND modified > ").push_bind(newer.as_db());
                 }
@@ -96,12 +101,7 @@ macro_rules! sql_session {
                     sql.push(" AND modified < ").push_bind(older.as_db());
                 }
                 if !query.ids.is_empty() {
-                    sql.push(" AND id IN (");
-                    let mut list = sql.separated(", ");
-                    for id in &query.ids {
-                        list.push_bind(id.as_str());
-                    }
-                    sql.push(")");
+                    Self::with_ids(sql, query.ids.iter().map(|id| id.as_str()));
                 }
                 let key = match query.sort {
                     Sort::Newest | Sort::Oldest => "modified",
@@ -386,8 +386,8 @@ macro_rules! sql_session {
             ) -> $crate::db::DbResult<Vec<$crate::model::bso::Bso>> {
                 let mut found = Vec::new();
                 for chunk in ids.chunks($crate::db::sql_session::ROWS_PER_STATEMENT) {
-                    let sql = Self::user_and_collection($sql::SELECT_BSOS, uid, coll);
-                    let mut sql = Self::with_ids(sql, chunk.iter().copied());
+                    let mut sql = Self::user_and_collection($sql::SELECT_BSOS, uid, coll);
+                    Self::with_ids(&mut sql, chunk.iter().copied());
                     let rows = sql
                         .build()
                         .fetch_all(&mut *self.tx)
@@ -438,8 +438,8 @@ macro_rules! sql_session {
                 ids: &[$crate::model::bso::BsoId],
             ) -> $crate::db::DbResult<()> {
                 for chunk in ids.chunks($crate::db::sql_session::ROWS_PER_STATEMENT) {
-                    let sql = Self::user_and_collection("DELETE FROM bsos", uid, coll);
-                    let mut sql = Self::with_ids(sql, chunk.iter().map(|id| id.as_str()));
+                    let mut sql = Self::user_and_collection("DELETE FROM bsos", uid, coll);
+                    Self::with_ids(&mut sql, chunk.iter().map(|id| id.as_str()));
                     sql.build()
                         .execute(&mut *self.tx)
                         .await

@@ -68,6 +68,15 @@ pub struct Offset {
 }
 
 impl Offset {
+    /// The position just after `bso` in `sort` order.
+    pub fn after(sort: Sort, bso: &Bso) -> Self {
+        Self {
+            sort,
+            key: sort.key_of(bso),
+            id: bso.id.clone(),
+        }
+    }
+
     /// The urlsafe-base64 token sent in `X-Weave-Next-Offset`.
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(format!("{}:{}:{}", self.sort.tag(), self.key, self.id))
@@ -125,14 +134,9 @@ impl PageHead {
     /// `rows_to_count`), given its last row, needed only when more follow.
     pub fn new(query: &BsoQuery, counted: u64, last: Option<&Bso>) -> Self {
         let records = counted.min(query.limit);
-        let next_offset = last.filter(|_| counted > query.limit).map(|last| {
-            Offset {
-                sort: query.sort,
-                key: query.sort.key_of(last),
-                id: last.id.clone(),
-            }
-            .encode()
-        });
+        let next_offset = last
+            .filter(|_| counted > query.limit)
+            .map(|last| Offset::after(query.sort, last).encode());
         Self {
             records,
             next_offset,
