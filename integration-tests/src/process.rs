@@ -65,13 +65,14 @@ impl Server {
                 "SYNC_TOKENSERVER__FXA_OAUTH_PRIMARY_JWK",
                 TestKey::Primary.jwk().to_string(),
             )
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (key, value) in env {
             command.env(key, value);
         }
         let mut child = command.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
+        keep_lines(child.stdout.take().unwrap(), self.log.clone());
         self.child = Some(child);
         self.url = announced_url(stderr, self.log.clone()).await;
         wait_until_up(&self.url, self.child.as_mut().unwrap()).await;
@@ -142,6 +143,19 @@ async fn announced_url(stderr: std::process::ChildStderr, log: Arc<Mutex<Vec<Str
         .await
         .expect("the server announced no URL")
         .expect("the server exited before announcing its URL")
+}
+
+/// The logs (on stdout) go to `log` as they come.
+fn keep_lines(stdout: std::process::ChildStdout, log: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            log.lock().unwrap().push(line);
+        }
+    });
 }
 
 /// Polls `/__heartbeat__` until the server answers (a process start has no

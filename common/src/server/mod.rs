@@ -81,9 +81,17 @@ pub async fn serve(
     let mut accept_errors = AcceptErrors::default();
     tokio::pin!(shutdown);
     loop {
-        if connections.len() >= max && !connections.evict_longest_waiting() {
-            // Every connection is answering a request or has only just
-            // connected: new clients wait in the listen queue for a place.
+        // Every connection task owns a socket until it ends: count those,
+        // not the connections still registered (an evicted one keeps its
+        // descriptor until its task has closed it).
+        if tasks.len() >= max {
+            if tasks.len() == connections.len() {
+                // None is on its way out: close the one that waited
+                // longest, if any may be closed. Otherwise every connection
+                // is answering a request or has only just connected, and
+                // new clients wait in the listen queue for a place.
+                connections.evict_longest_waiting();
+            }
             tokio::select! {
                 _ = tasks.join_next() => {}
                 () = tokio::time::sleep(Duration::from_millis(50)) => {}
