@@ -11,15 +11,20 @@ pub mod db;
 pub mod fxa;
 pub mod pages;
 pub mod process;
+pub mod prometheus;
 pub mod proxy;
 pub mod raw;
 pub mod sync_client;
 
 /// A loopback URL nothing listens on (a port bound, then freed).
 pub fn unreachable_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+/// A loopback port free a moment ago (bound, then freed).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap();
-    format!("http://127.0.0.1:{port}")
+        .unwrap()
 }

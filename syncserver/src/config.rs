@@ -32,6 +32,9 @@ pub struct Config {
     pub human_logs: bool,
     /// Default log filter when `RUST_LOG` is unset.
     pub log_level: String,
+    /// `host:port` of the metrics listener (`GET /metrics`, Prometheus text),
+    /// e.g. `127.0.0.1:9464`. Unset: off. Keep it off the public network.
+    pub metrics_address: Option<String>,
     /// Client connections: timeouts and how many at once.
     pub connections: ConnectionLimits,
     /// The storage node.
@@ -52,6 +55,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             human_logs: true,
             log_level: "info".into(),
+            metrics_address: None,
             connections: storage.connections,
             syncstorage: storage.syncstorage,
             tokenserver: TokenserverConfig::default(),
@@ -112,6 +116,7 @@ impl Config {
             previous_master_secrets: self.previous_master_secrets.clone(),
             human_logs: self.human_logs,
             log_level: self.log_level.clone(),
+            metrics_address: self.metrics_address.clone(),
             connections: self.connections.clone(),
             syncstorage,
         }
@@ -130,6 +135,7 @@ impl Config {
             previous_master_secrets: self.previous_master_secrets.clone(),
             human_logs: self.human_logs,
             log_level: self.log_level.clone(),
+            metrics_address: self.metrics_address.clone(),
             connections: self.connections.clone(),
             tokenserver: settings,
         }
@@ -158,12 +164,16 @@ impl Config {
     }
 }
 
-impl sync_common::cli::LogSettings for Config {
+impl sync_common::cli::TelemetrySettings for Config {
     fn human_logs(&self) -> bool {
         self.human_logs
     }
 
     fn log_level(&self) -> &str {
         &self.log_level
+    }
+
+    fn metrics_address(&self) -> Option<&str> {
+        self.metrics_address.as_deref()
     }
 }

@@ -18,6 +18,7 @@ use std::future::Future;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use sync_common::telemetry::MetricsListener;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -52,6 +53,9 @@ pub async fn serve(
     if !problems.is_empty() {
         return Err(StartError::Config(problems));
     }
+    let _metrics = MetricsListener::start(config.metrics_address.as_deref())
+        .await
+        .map_err(|e| StartError::Config(vec![e]))?;
     let storage = syncstorage::build_state(config.storage()).await?;
     let tokens = config.tokens();
     let mut settings = tokens.tokenserver.clone();
@@ -65,7 +69,11 @@ pub async fn serve(
     let token_store = tokens.store.clone();
     let router = syncstorage::router(storage)
         .merge(tokenserver::routes(tokens))
-        .route("/", get(move || welcome(public_url)))
+        .route(
+            "/",
+            get(move || welcome(public_url))
+                .layer(middleware::from_fn(sync_common::telemetry::observe)),
+        )
         .layer(middleware::from_fn_with_state(
             token_store,
             health::heartbeat,

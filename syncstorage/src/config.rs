@@ -32,6 +32,9 @@ pub struct Config {
     pub human_logs: bool,
     /// Default log filter when `RUST_LOG` is unset.
     pub log_level: String,
+    /// `host:port` of the metrics listener (`GET /metrics`, Prometheus text),
+    /// e.g. `127.0.0.1:9464`. Unset: off. Keep it off the public network.
+    pub metrics_address: Option<String>,
     /// Client connections: timeouts and how many at once.
     pub connections: ConnectionLimits,
     /// Storage-node settings.
@@ -88,6 +91,7 @@ impl Default for Config {
             previous_master_secrets: Vec::new(),
             human_logs: true,
             log_level: "info".into(),
+            metrics_address: None,
             connections: ConnectionLimits::default(),
             syncstorage: StorageConfig::default(),
         }
@@ -155,6 +159,9 @@ impl Config {
         }
         problems.extend(s.limits.problems());
         problems.extend(self.connections.problems());
+        if let Some(address) = &self.metrics_address {
+            problems.extend(sync_common::telemetry::parse_address(address).err());
+        }
         problems
     }
 
@@ -164,12 +171,16 @@ impl Config {
     }
 }
 
-impl sync_common::cli::LogSettings for Config {
+impl sync_common::cli::TelemetrySettings for Config {
     fn human_logs(&self) -> bool {
         self.human_logs
     }
 
     fn log_level(&self) -> &str {
         &self.log_level
+    }
+
+    fn metrics_address(&self) -> Option<&str> {
+        self.metrics_address.as_deref()
     }
 }

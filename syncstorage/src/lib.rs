@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use sync_common::db_url::Backend;
 use sync_common::hawk::{HawkVerifier, ReplayCache};
+use sync_common::telemetry::MetricsListener;
 use sync_common::token::TokenSecrets;
 use tokio::net::TcpListener;
 
@@ -106,6 +107,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let connections = config.connections.clone();
+    let _metrics = MetricsListener::start(config.metrics_address.as_deref())
+        .await
+        .map_err(|e| StartError::Config(vec![e]))?;
     let state = build_state(config).await?;
     let purger = purge::spawn(state.store.clone(), &state.config.syncstorage);
     let result = sync_common::server::serve(router(state), listener, &connections, shutdown).await;

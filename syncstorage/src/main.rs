@@ -39,7 +39,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut config = match load_and_start_logging::<Config>(cli.config.as_deref()) {
+    let mut config = match load_and_start_logging::<Config>(cli.config.as_deref(), "syncstorage") {
         Ok(config) => config,
         Err(e) => return exit_code(Err(e.into())),
     };

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sync_common::secret::Secret;
+use sync_common::telemetry::MetricsListener;
 use sync_common::token::TokenSecrets;
 use tokio::net::TcpListener;
 
@@ -132,6 +133,9 @@ pub async fn serve(
     if !problems.is_empty() {
         return Err(StartError::Config(problems));
     }
+    let _metrics = MetricsListener::start(config.metrics_address.as_deref())
+        .await
+        .map_err(|e| StartError::Config(vec![e]))?;
     let state = build_state(
         config.tokenserver.clone(),
         &config.secrets(),

@@ -45,7 +45,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match load_and_start_logging::<Config>(cli.config.as_deref()) {
+    let config = match load_and_start_logging::<Config>(cli.config.as_deref(), "tokenserver") {
         Ok(config) => config,
         Err(e) => return exit_code(Err(e.into())),
     };

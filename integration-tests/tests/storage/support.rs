@@ -35,7 +35,12 @@ impl TestServer {
     /// Spawns a node after `adjust` has changed the default test settings.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
         if std::env::var_os("TEST_LOG").is_some() {
-            sync_common::telemetry::init(true, "debug");
+            sync_common::telemetry::init(&sync_common::telemetry::Settings {
+                service: "tests",
+                human_logs: true,
+                log_level: "debug",
+                metrics_listener: false,
+            });
         }
         let db = Arc::new(TestDb::fresh("storage").await);
         let secret = hex::encode(rand::random::<[u8; 16]>());

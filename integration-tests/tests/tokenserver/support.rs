@@ -64,7 +64,12 @@ impl TestTokenserver {
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
         if std::env::var_os("TEST_LOG").is_some() {
-            sync_common::telemetry::init(true, "debug");
+            sync_common::telemetry::init(&sync_common::telemetry::Settings {
+                service: "tests",
+                human_logs: true,
+                log_level: "debug",
+                metrics_listener: false,
+            });
         }
         let fxa = FakeFxa::spawn().await;
         let mut config = Config {

@@ -28,7 +28,6 @@ use axum::{middleware, Router};
 use sync_common::hawk::HawkVerifier;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::db::SyncStore;
@@ -111,7 +110,7 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a handler panicked".into()).into_response()
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(sync_common::telemetry::observe))
         .with_state(state)
 }
 

@@ -16,7 +16,6 @@ use axum::Router;
 use sync_common::secret::Secret;
 use sync_common::token::TokenSecrets;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::auth::events::EventVerifier;
 use crate::auth::oauth::OAuthVerifier;
@@ -56,22 +55,21 @@ pub fn routes(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             TokenserverError::internal("a handler panicked").into_response()
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(sync_common::telemetry::observe))
         .with_state(state)
 }
 
-/// The standalone tokenserver: its routes plus the operational endpoints
-/// (untraced: health checks would drown the log).
+/// The standalone tokenserver: its routes plus the operational endpoints.
 pub fn router(state: AppState) -> Router {
     let ops = Router::new()
         .route("/", get(ops::home))
         .route("/__heartbeat__", get(ops::heartbeat))
         .route("/__lbheartbeat__", get(sync_common::ops::lbheartbeat))
         .route("/__version__", get(sync_common::ops::version))
-        .with_state(state.clone());
-    routes(state)
-        .merge(ops)
         .fallback(|| async { TokenserverError::not_found() })
+        .layer(middleware::from_fn(sync_common::telemetry::observe))
+        .with_state(state.clone());
+    routes(state).merge(ops)
 }
 
 /// A request that outlives `limit` gets a 503 instead of holding the client.
