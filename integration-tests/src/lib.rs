@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod db;
 pub mod fxa;
+pub mod otlp;
 pub mod pages;
 pub mod process;
 pub mod prometheus;

@@ -157,7 +157,13 @@ impl SyncClient {
         counted
     }
 
-    fn signed(&self, method: Method, path: &str, body: Option<&Value>) -> reqwest::RequestBuilder {
+    /// A HAWK-signed request, for callers that add headers of their own.
+    pub fn signed(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::RequestBuilder {
         let url = format!("{}{path}", self.endpoint);
         let parsed = reqwest::Url::parse(&url).unwrap();
         let path_and_query = match parsed.query() {

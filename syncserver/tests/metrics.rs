@@ -8,6 +8,7 @@
 mod support;
 
 use integration_tests::db::TestDb;
+use integration_tests::fxa::{access_claims, TestKey};
 use integration_tests::prometheus::Scrape;
 use serde_json::json;
 use support::{token, Server, SYNCSERVER};
@@ -113,10 +114,7 @@ async fn requests_move_their_route_metrics_by_what_was_done() {
     // Labels carry routes, never what the path held.
     let uid = client.uid.to_string();
     for value in after.label_values() {
-        assert!(
-            !value.contains("rec1") && !value.contains("bookmarks"),
-            "{value}"
-        );
+        assert!(!value.contains("rec1"), "{value}");
         assert!(!value.contains(&format!("/1.5/{uid}")), "{value}");
     }
 }
@@ -137,7 +135,7 @@ async fn the_process_reports_its_build_memory_and_files() {
         rss > 1e6 && (rss - real).abs() < real / 2.0,
         "{rss} vs {real}"
     );
-    assert!(scrape.sum("process_open_file_descriptor_count", &[]) >= 3.0);
+    assert!(scrape.sum("process_open_file_descriptors", &[]) >= 3.0);
     assert!(scrape.sum("process_uptime_seconds", &[]) > 0.0);
     // Not on the public port.
     let public = reqwest::get(format!("{}/metrics", server.url))
@@ -219,4 +217,245 @@ async fn requests_are_traced_whatever_the_log_level() {
         assert_eq!(traced.status(), 200);
         assert_eq!(traced.headers()["x-request-id"], trace_id);
     }
+}
+
+/// `(records, payload bytes)` of a collection's write and read counters.
+fn synced(scrape: &Scrape, direction: &str, collection: &str) -> (f64, f64) {
+    let labels = [("collection", collection)];
+    (
+        scrape.sum(&format!("sync_storage_records_{direction}_total"), &labels),
+        scrape.sum(
+            &format!("sync_storage_payload_{direction}_bytes_total"),
+            &labels,
+        ),
+    )
+}
+
+#[tokio::test]
+async fn syncing_moves_the_storage_token_and_database_metrics() {
+    let db = TestDb::fresh("metrics").await;
+    let (server, metrics) = server_with_metrics(&db).await;
+    let before = Scrape::get(&metrics).await;
+
+    let client = token(&server.url, "storage-metrics-user", 1, &[3; 16]).await;
+    let mut expired = access_claims("storage-metrics-user", Some(1));
+    expired["exp"] = json!(1);
+    let refused = integration_tests::sync_client::get_token(
+        &format!("{}/1.0/sync/1.5", server.url),
+        &TestKey::Primary.sign("at+jwt", &expired),
+        "1-AwMDAwMDAwMDAwMDAwMDAw",
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+    let records = json!([
+        {"id": "a", "payload": "x".repeat(100)},
+        {"id": "b", "payload": "y".repeat(200)},
+        {"id": "c", "payload": "z".repeat(300)},
+    ]);
+    let posted = client.post("/storage/bookmarks", &records).await.ok();
+    assert_eq!(posted["success"].as_array().unwrap().len(), 3);
+    client.get("/storage/bookmarks?full=1").await.assert(200);
+    client
+        .put("/storage/my-own-thing/x", &json!({"payload": "p"}))
+        .await
+        .assert(200);
+    let opened = client
+        .post(
+            "/storage/history?batch=true",
+            &json!([{"id": "h1", "payload": "1234"}]),
+        )
+        .await;
+    let batch = opened.assert(202).json()["batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    client
+        .post(
+            &format!("/storage/history?batch={batch}&commit=true"),
+            &json!([{"id": "h2", "payload": "56"}]),
+        )
+        .await
+        .assert(200);
+    let stale = client
+        .signed(
+            reqwest::Method::PUT,
+            "/storage/bookmarks/a",
+            Some(&json!({"payload": "q"})),
+        )
+        .header("X-If-Unmodified-Since", "1.00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 412);
+    let unchanged = client
+        .signed(reqwest::Method::GET, "/storage/bookmarks", None)
+        .header("X-If-Modified-Since", "99999999999.00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unchanged.status(), 304);
+
+    let after = Scrape::get(&metrics).await;
+    let written = |c| {
+        let (r0, b0) = synced(&before, "written", c);
+        let (r1, b1) = synced(&after, "written", c);
+        (r1 - r0, b1 - b0)
+    };
+    assert_eq!(written("bookmarks"), (3.0, 600.0));
+    assert_eq!(written("other"), (1.0, 1.0));
+    assert_eq!(written("history"), (2.0, 6.0));
+    let (r0, b0) = synced(&before, "read", "bookmarks");
+    let (r1, b1) = synced(&after, "read", "bookmarks");
+    assert_eq!((r1 - r0, b1 - b0), (3.0, 600.0));
+    let batches = "sync_storage_batches_total";
+    assert_eq!(grew(&before, &after, batches, &[("event", "opened")]), 1.0);
+    assert_eq!(
+        grew(&before, &after, batches, &[("event", "committed")]),
+        1.0
+    );
+    let preconditions = "sync_storage_preconditions_total";
+    assert_eq!(
+        grew(&before, &after, preconditions, &[("status", "412")]),
+        1.0
+    );
+    assert_eq!(
+        grew(&before, &after, preconditions, &[("status", "304")]),
+        1.0
+    );
+
+    let tokens = "sync_tokenserver_token_requests_total";
+    assert_eq!(grew(&before, &after, tokens, &[("outcome", "ok")]), 1.0);
+    assert_eq!(
+        grew(
+            &before,
+            &after,
+            tokens,
+            &[("outcome", "invalid-credentials")]
+        ),
+        1.0
+    );
+    let allocations = "sync_tokenserver_allocations_total";
+    let placed = [("kind", "new"), ("node", server.url.as_str())];
+    assert_eq!(grew(&before, &after, allocations, &placed), 1.0);
+    let verified = "sync_tokenserver_fxa_verification_duration_seconds_count";
+    let local = [("method", "local"), ("outcome", "ok")];
+    assert_eq!(grew(&before, &after, verified, &local), 1.0);
+    let up = [("node", server.url.as_str())];
+    assert_eq!(after.sum("sync_tokenserver_node_up", &up), 1.0);
+    assert!(after.sum("sync_tokenserver_node_capacity", &up) > 0.0);
+
+    let operations = "db_client_operation_duration_seconds_count";
+    let post = [
+        ("db_namespace", "syncstorage"),
+        ("db_operation_name", "post_bsos"),
+        ("outcome", "ok"),
+    ];
+    assert_eq!(grew(&before, &after, operations, &post), 1.0);
+    let rejected = [("db_operation_name", "put_bso"), ("outcome", "rejected")];
+    assert_eq!(grew(&before, &after, operations, &rejected), 1.0);
+    for database in ["syncstorage", "tokenserver"] {
+        assert_eq!(
+            after.sum("sync_db_healthy", &[("db_namespace", database)]),
+            1.0
+        );
+    }
+    let waits = "db_client_connection_wait_time_seconds_count";
+    let pool = [("db_client_connection_pool_name", "syncstorage.write")];
+    assert!(grew(&before, &after, waits, &pool) >= 4.0);
+    assert!(after.sum("db_client_connection_max", &[]) > 0.0);
+    assert!(after.sum("db_client_connections_usage", &[]) > 0.0);
+}
+
+#[tokio::test]
+async fn refusals_and_housekeeping_are_counted() {
+    let db = TestDb::fresh("metrics").await;
+    let address = format!("127.0.0.1:{}", integration_tests::free_port());
+    let fxa = integration_tests::fxa::FakeFxa::spawn().await;
+    let env = [
+        ("SYNC_SYNCSTORAGE__DATABASE_URL", db.url.as_str()),
+        ("SYNC_METRICS_ADDRESS", address.as_str()),
+        ("SYNC_SYNCSTORAGE__ENABLE_QUOTA", "true"),
+        ("SYNC_SYNCSTORAGE__MAX_QUOTA_LIMIT", "1000"),
+        ("SYNC_SYNCSTORAGE__BATCH_TTL_SECONDS", "1"),
+        ("SYNC_SYNCSTORAGE__PURGE_INTERVAL_SECONDS", "1"),
+        ("SYNC_TOKENSERVER__FXA_OAUTH_SERVER_URL", fxa.url.as_str()),
+    ];
+    let server = Server::start_with(SYNCSERVER, &env, None).await;
+    let metrics = format!("http://{address}");
+    let before = Scrape::get(&metrics).await;
+
+    // An opaque token is verified by FxA itself.
+    let opaque = fxa.opaque_token(
+        "housekeeping-user",
+        Some(1),
+        &["https://identity.mozilla.com/apps/oldsync"],
+    );
+    let answer = integration_tests::sync_client::get_token(
+        &format!("{}/1.0/sync/1.5", server.url),
+        &opaque,
+        &support::key_id(1, &[5; 16]),
+    )
+    .await;
+    let client = integration_tests::sync_client::SyncClient::from_token(&answer.assert(200).json());
+    client
+        .put("/storage/tabs/short", &json!({"payload": "t", "ttl": 1}))
+        .await
+        .assert(200);
+    let forgotten = json!([{"id": "f", "payload": "f"}]);
+    client
+        .post("/storage/forms?batch=true", &forgotten)
+        .await
+        .assert(202);
+    client
+        .put("/storage/prefs/big", &json!({"payload": "x".repeat(1500)}))
+        .await
+        .assert(200);
+    client
+        .put("/storage/prefs/more", &json!({"payload": "y"}))
+        .await
+        .assert(400);
+
+    // The purge runs every second: wait for it to take the expired record
+    // and the forgotten batch.
+    let purged = "sync_storage_purge_rows_total";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let after = loop {
+        let scrape = Scrape::get(&metrics).await;
+        let expired = [("event", "expired")];
+        if grew(&before, &scrape, purged, &[("kind", "records")]) >= 1.0
+            && grew(&before, &scrape, "sync_storage_batches_total", &expired) >= 1.0
+        {
+            break scrape;
+        }
+        assert!(std::time::Instant::now() < deadline, "no purge counted");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        grew(&before, &after, "sync_storage_quota_rejections_total", &[]),
+        1.0
+    );
+    assert!(
+        grew(
+            &before,
+            &after,
+            "sync_storage_purge_runs_total",
+            &[("outcome", "ok")]
+        ) >= 1.0
+    );
+    let remote = [("method", "remote"), ("outcome", "ok")];
+    let verified = "sync_tokenserver_fxa_verification_duration_seconds_count";
+    assert_eq!(grew(&before, &after, verified, &remote), 1.0);
+    let call = [
+        ("server_address", "fxa-verify"),
+        ("http_response_status_code", "200"),
+    ];
+    assert_eq!(
+        grew(
+            &before,
+            &after,
+            "http_client_request_duration_seconds_count",
+            &call
+        ),
+        1.0
+    );
 }

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::headers::X_LAST_MODIFIED;
 use crate::db::DbError;
+use crate::metrics;
 use crate::model::timestamp::SyncTimestamp;
 
 /// Seconds a client should wait after a 409 or 503.
@@ -115,7 +116,12 @@ fn retry_later(status: StatusCode) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::BadRequest(code) => code_body(StatusCode::BAD_REQUEST, code),
+            ApiError::BadRequest(code) => {
+                if code == WeaveCode::OverQuota {
+                    metrics::quota_rejection();
+                }
+                code_body(StatusCode::BAD_REQUEST, code)
+            }
             ApiError::Unauthorized { stale } => {
                 let mut response = code_body(StatusCode::UNAUTHORIZED, WeaveCode::Unknown);
                 if let Some((now, tsm)) = stale {
@@ -134,11 +140,18 @@ impl IntoResponse for ApiError {
                 code_body(StatusCode::METHOD_NOT_ALLOWED, WeaveCode::Unknown)
             }
             ApiError::NotAcceptable => code_body(StatusCode::NOT_ACCEPTABLE, WeaveCode::Unknown),
-            ApiError::Conflict => retry_later(StatusCode::CONFLICT),
+            ApiError::Conflict => {
+                metrics::conflict();
+                retry_later(StatusCode::CONFLICT)
+            }
             ApiError::PreconditionFailed(ts) => {
+                metrics::precondition(412);
                 with_last_modified(StatusCode::PRECONDITION_FAILED, ts)
             }
-            ApiError::NotModified(ts) => with_last_modified(StatusCode::NOT_MODIFIED, ts),
+            ApiError::NotModified(ts) => {
+                metrics::precondition(304);
+                with_last_modified(StatusCode::NOT_MODIFIED, ts)
+            }
             ApiError::TooLarge => {
                 code_body(StatusCode::PAYLOAD_TOO_LARGE, WeaveCode::SizeLimitExceeded)
             }

@@ -11,6 +11,8 @@ pub mod config;
 pub mod db;
 /// The one mapping from failures to wire responses.
 pub mod error;
+/// The storage node's own metrics.
+pub mod metrics;
 /// The protocol's data model and rules (no HTTP, no SQL).
 pub mod model;
 /// The background purge of expired data.
@@ -112,6 +114,7 @@ pub async fn serve(
         .map_err(|e| StartError::Config(vec![e]))?;
     let state = build_state(config).await?;
     let purger = purge::spawn(state.store.clone(), &state.config.syncstorage);
+    metrics::init();
     let result = sync_common::server::serve(router(state), listener, &connections, shutdown).await;
     purger.abort();
     Ok(result?)

@@ -102,7 +102,7 @@ async fn purge(config: &Config) -> CliResult {
     let state = open_store(config).await?;
     let chunk = config.syncstorage.purge_chunk_rows.max(1);
     let removed = syncstorage::purge::purge_all(state.store.as_ref(), chunk).await?;
-    println!("removed {removed} expired rows");
+    println!("removed {} expired rows", removed.rows());
     Ok(())
 }
 

@@ -7,15 +7,23 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::config::StorageConfig;
-use crate::db::SyncStore;
+use crate::db::{DbResult, Purged, SyncStore};
+use crate::metrics;
 
-/// Purges everything expired now, `chunk` rows at a time; returns the count.
-pub async fn purge_all(store: &dyn SyncStore, chunk: u64) -> crate::db::DbResult<u64> {
-    let mut total = 0;
+/// Purges everything expired now, `chunk` rows at a time; returns what
+/// it removed (and counts the run in the metrics).
+pub async fn purge_all(store: &dyn SyncStore, chunk: u64) -> DbResult<Purged> {
+    let purged = purge_chunks(store, chunk).await;
+    metrics::purged(purged.as_ref().map_err(|_| ()));
+    purged
+}
+
+async fn purge_chunks(store: &dyn SyncStore, chunk: u64) -> DbResult<Purged> {
+    let mut total = Purged::default();
     loop {
         let removed = store.purge_expired(chunk).await?;
         total += removed;
-        if removed < chunk {
+        if removed.rows() < chunk {
             return Ok(total);
         }
         // Let user requests in between chunks.
@@ -35,8 +43,13 @@ pub fn spawn(store: Arc<dyn SyncStore>, config: &StorageConfig) -> JoinHandle<()
         loop {
             ticker.tick().await;
             match purge_all(store.as_ref(), chunk).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(rows = n, "purged expired data"),
+                Ok(purged) if purged.rows() == 0 => {}
+                Ok(purged) => tracing::info!(
+                    records = purged.records,
+                    batch_items = purged.batch_items,
+                    batches = purged.batches,
+                    "purged expired data"
+                ),
                 Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
             }
         }

@@ -17,6 +17,8 @@ pub mod config;
 pub mod db;
 /// The one mapping from failures to wire responses.
 pub mod error;
+/// The tokenserver's own metrics.
+pub mod metrics;
 /// The protocol's rules as pure code.
 pub mod model;
 /// Purging replaced user records and their storage data.
@@ -142,5 +144,8 @@ pub async fn serve(
         config.metrics_hash_secret(),
     )
     .await?;
+    let _nodes = sync_common::telemetry::metrics_enabled()
+        .then(|| metrics::NodeGauges::start(state.store.clone()));
+    metrics::init();
     Ok(sync_common::server::serve(router(state), listener, &config.connections, shutdown).await?)
 }

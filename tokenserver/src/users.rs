@@ -5,6 +5,7 @@
 
 use crate::db::{TokenStore, UserHistory, UserRecord};
 use crate::error::{ApiResult, TokenserverError};
+use crate::metrics;
 use crate::model::user::{Change, KeyState, Presented};
 
 /// How new users are placed.
@@ -33,6 +34,7 @@ pub async fn current_record(
         let current = store
             .allocate_user(email, &keys, None, None, allocation.release_rate)
             .await?;
+        metrics::allocated(current.node.as_deref(), "new");
         return Ok(UserHistory {
             current,
             old_client_states: Vec::new(),
@@ -47,6 +49,7 @@ pub async fn current_record(
         history.current = store
             .allocate_user(email, &keys, None, seen, allocation.release_rate)
             .await?;
+        metrics::allocated(history.current.node.as_deref(), "reassigned");
     } else if current.node.is_none() {
         return Err(TokenserverError::internal(format!(
             "retired user {} has no node",

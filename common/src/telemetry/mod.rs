@@ -10,6 +10,10 @@
 //!   endpoint of the metrics listener and, when configured, by OTLP. With
 //!   neither, no provider is installed and every instrument is a no-op.
 
+/// Outgoing calls: spans, trace context, durations.
+pub mod client;
+/// Database spans, latencies, health and pools.
+pub mod db;
 mod http;
 mod listener;
 /// Metric names shared by both services.
@@ -160,6 +164,11 @@ fn metrics(
 /// The Prometheus registry the metrics listener serves, if metrics are on.
 fn prometheus_registry() -> Option<&'static prometheus::Registry> {
     INSTALLED.get()?.prometheus.as_ref()
+}
+
+/// Whether metrics are recorded (for work that only feeds metrics).
+pub fn metrics_enabled() -> bool {
+    INSTALLED.get().is_some_and(|i| i.meters.is_some())
 }
 
 /// The meter every instrument of ours comes from.

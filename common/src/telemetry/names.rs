@@ -22,7 +22,7 @@ pub const HTTP_CLIENT_DURATION: &str = "http.client.request.duration";
 /// `db.operation.name`, `db.system.name` and `outcome`.
 pub const DB_OPERATION_DURATION: &str = "db.client.operation.duration";
 /// Gauge: pool connections by `state` (`idle`, `used`), `db.client.connection.pool.name`.
-pub const DB_CONNECTION_COUNT: &str = "db.client.connection.count";
+pub const DB_CONNECTION_COUNT: &str = "db.client.connections.usage";
 /// Gauge: the pool's most connections.
 pub const DB_CONNECTION_MAX: &str = "db.client.connection.max";
 /// Gauge: requests waiting for a connection.
@@ -37,7 +37,7 @@ pub const PROCESS_UPTIME: &str = "process.uptime";
 /// Gauge (By): resident memory.
 pub const PROCESS_MEMORY: &str = "process.memory.usage";
 /// Gauge: open file descriptors.
-pub const PROCESS_OPEN_FILES: &str = "process.open_file_descriptor.count";
+pub const PROCESS_OPEN_FILES: &str = "process.open_file_descriptors";
 /// Gauge, always 1: `service.name` and `service.version` as attributes.
 pub const BUILD_INFO: &str = "sync.build.info";
 

@@ -206,7 +206,7 @@ async fn expired_rows_are_purged_from_the_database() {
     let removed = syncstorage::purge::purge_all(store.as_ref(), 1)
         .await
         .unwrap();
-    assert_eq!(removed, 1);
+    assert_eq!(removed.rows(), 1);
     assert_eq!(server.db.count("SELECT COUNT(*) FROM bsos").await, 1);
     let live = "SELECT COUNT(*) FROM bsos WHERE id = 'live'";
     assert_eq!(server.db.count(live).await, 1);
@@ -228,12 +228,13 @@ async fn abandoned_batches_are_purged_with_their_items_in_chunks() {
     let store = server.store().await;
     // At most one item and one emptied batch per step: 6 items and
     // 3 batches go in bounded steps.
-    assert_eq!(store.purge_expired(1).await.unwrap(), 1);
+    assert_eq!(store.purge_expired(1).await.unwrap().rows(), 1);
     assert_eq!(server.db.count("SELECT COUNT(*) FROM batch_items").await, 5);
     assert_eq!(
         syncstorage::purge::purge_all(store.as_ref(), 1)
             .await
-            .unwrap(),
+            .unwrap()
+            .rows(),
         8
     );
     assert_eq!(server.db.count("SELECT COUNT(*) FROM batches").await, 0);

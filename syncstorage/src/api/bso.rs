@@ -11,6 +11,7 @@ use super::collection::write_reply;
 use super::extract::{BodyFormat, BsoPath, Preconditions};
 use super::{reply, AppState};
 use crate::error::{ApiError, ApiResult, WeaveCode};
+use crate::metrics;
 use crate::model::bso::parse_bso;
 use crate::model::timestamp::SyncTimestamp;
 
@@ -29,6 +30,7 @@ pub async fn get(
         .store
         .get_bso(path.uid, &path.collection, &path.id, pre)
         .await?;
+    metrics::Read::of(&path.collection).add(&bso);
     Ok(reply::json(StatusCode::OK, &bso, bso.modified))
 }
 

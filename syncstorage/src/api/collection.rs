@@ -14,6 +14,7 @@ use super::query::{self, BatchMode};
 use super::{reply, upload_limits, AppState};
 use crate::db::{BatchId, Written};
 use crate::error::{ApiError, ApiResult, WeaveCode};
+use crate::metrics;
 use crate::model::post::plan_post;
 use crate::model::timestamp::SyncTimestamp;
 
@@ -29,7 +30,8 @@ pub async fn get(
         .store
         .get_bsos(path.uid, &path.collection, &query, pre)
         .await?;
-    reply::page(format, query.full, timed.value, timed.last_modified).await
+    let read = metrics::Read::of(&path.collection);
+    reply::page(format, query.full, timed.value, timed.last_modified, read).await
 }
 
 /// The body of a POST's answer: `modified` for stored writes, `batch` for

@@ -10,19 +10,28 @@ use futures_util::{stream, Stream, StreamExt};
 use super::extract::ReplyFormat;
 use crate::db::{DbError, Rows};
 use crate::error::{ApiError, ApiResult};
+use crate::metrics;
 use crate::model::bso::Bso;
 
 /// A streamed body's chunks: about this size, or one record if larger.
 const CHUNK_BYTES: usize = 64 * 1024;
 
 /// The body of a page of `count` records: full records, or only their ids.
-pub async fn body(format: ReplyFormat, full: bool, count: u64, rows: Rows) -> ApiResult<Body> {
+/// What is sent is counted in `read`.
+pub async fn body(
+    format: ReplyFormat,
+    full: bool,
+    count: u64,
+    rows: Rows,
+    read: metrics::Read,
+) -> ApiResult<Body> {
     let mut records = Records {
         format,
         full,
         rows,
         count,
         left: count,
+        read,
     };
     let whole = !records.rows.is_streamed();
     let mut first = Vec::new();
@@ -41,6 +50,7 @@ struct Records {
     rows: Rows,
     count: u64,
     left: u64,
+    read: metrics::Read,
 }
 
 impl Records {
@@ -54,6 +64,7 @@ impl Records {
                 .await
                 .unwrap_or_else(|| Err(ended_early()))?;
             self.write(out, &bso)?;
+            self.read.add(&bso);
             self.left -= 1;
         }
         let ended = self.left == 0;

@@ -11,6 +11,7 @@ use super::headers::{set, X_LAST_MODIFIED, X_WEAVE_NEXT_OFFSET, X_WEAVE_RECORDS}
 use super::records;
 use crate::db::Page;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics;
 use crate::model::timestamp::SyncTimestamp;
 
 /// A JSON response with `X-Last-Modified`.
@@ -37,9 +38,10 @@ pub async fn page(
     full: bool,
     page: Page,
     last_modified: SyncTimestamp,
+    read: metrics::Read,
 ) -> ApiResult<Response> {
     let Page { head, rows } = page;
-    let mut response = records::body(format, full, head.records, rows)
+    let mut response = records::body(format, full, head.records, rows, read)
         .await?
         .into_response();
     let headers = response.headers_mut();

@@ -8,42 +8,68 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
+use sync_common::telemetry::db::{Database, Outcome};
+use tracing::Instrument;
 
-use super::{BatchId, DbError, DbResult, Page, PerCollection, SyncStore, Timed, Uid, Written};
+use super::{
+    BatchId, DbError, DbResult, Page, PerCollection, Purged, SyncStore, Timed, Uid, Written,
+};
 use crate::model::bso::{Bso, BsoId, BsoInput, CollectionName};
 use crate::model::paging::BsoQuery;
 use crate::model::precondition::Precondition;
 use crate::model::timestamp::SyncTimestamp;
 
 /// A [`SyncStore`] whose operations cannot be cancelled once started.
-pub struct Detached(Arc<dyn SyncStore>);
+pub struct Detached {
+    store: Arc<dyn SyncStore>,
+    telemetry: Database,
+}
 
 impl Detached {
     pub fn new(store: Arc<dyn SyncStore>) -> Self {
-        Self(store)
+        let telemetry = Database::new("syncstorage", store.backend().name());
+        Self { store, telemetry }
     }
 
-    /// Runs `operation` on the inner store, on its own task.
-    async fn run<T, F, Fut>(&self, operation: F) -> DbResult<T>
+    /// Runs `operation` (named `name` in traces and metrics) on the inner
+    /// store, on its own task.
+    async fn run<T, F, Fut>(&self, name: &'static str, operation: F) -> DbResult<T>
     where
         T: Send + 'static,
         F: FnOnce(Arc<dyn SyncStore>) -> Fut,
         Fut: std::future::Future<Output = DbResult<T>> + Send + 'static,
     {
-        sync_common::task::to_completion(operation(self.0.clone()))
-            .await
-            .map_err(|e| DbError::Other(Box::new(e)))?
+        let store = self.store.clone();
+        // Started inside the operation's span, which its task then carries.
+        let done = async move {
+            sync_common::task::to_completion(operation(store).in_current_span())
+                .await
+                .map_err(|e| DbError::Other(Box::new(e)))?
+        };
+        self.telemetry.operation(name, done, outcome).await
+    }
+}
+
+/// What an operation's result says about the database.
+fn outcome<T>(result: &DbResult<T>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Ok,
+        Err(e) => match e {
+            DbError::Unavailable(_) => Outcome::Unavailable,
+            DbError::Other(_) => Outcome::Failed,
+            _ => Outcome::Rejected,
+        },
     }
 }
 
 #[async_trait]
 impl SyncStore for Detached {
     fn backend(&self) -> Backend {
-        self.0.backend()
+        self.store.backend()
     }
 
     async fn check(&self) -> DbResult<()> {
-        self.run(|s| async move { s.check().await }).await
+        self.run("check", |s| async move { s.check().await }).await
     }
 
     async fn collection_timestamps(
@@ -51,8 +77,10 @@ impl SyncStore for Detached {
         uid: Uid,
         pre: Precondition,
     ) -> DbResult<Timed<PerCollection<SyncTimestamp>>> {
-        self.run(|s| async move { s.collection_timestamps(uid, pre).await })
-            .await
+        self.run("collection_timestamps", |s| async move {
+            s.collection_timestamps(uid, pre).await
+        })
+        .await
     }
 
     async fn collection_counts(
@@ -60,8 +88,10 @@ impl SyncStore for Detached {
         uid: Uid,
         pre: Precondition,
     ) -> DbResult<Timed<PerCollection<u64>>> {
-        self.run(|s| async move { s.collection_counts(uid, pre).await })
-            .await
+        self.run("collection_counts", |s| async move {
+            s.collection_counts(uid, pre).await
+        })
+        .await
     }
 
     async fn collection_usage(
@@ -69,13 +99,17 @@ impl SyncStore for Detached {
         uid: Uid,
         pre: Precondition,
     ) -> DbResult<Timed<PerCollection<u64>>> {
-        self.run(|s| async move { s.collection_usage(uid, pre).await })
-            .await
+        self.run("collection_usage", |s| async move {
+            s.collection_usage(uid, pre).await
+        })
+        .await
     }
 
     async fn storage_usage(&self, uid: Uid, pre: Precondition) -> DbResult<Timed<u64>> {
-        self.run(|s| async move { s.storage_usage(uid, pre).await })
-            .await
+        self.run("storage_usage", |s| async move {
+            s.storage_usage(uid, pre).await
+        })
+        .await
     }
 
     async fn get_bsos(
@@ -86,8 +120,10 @@ impl SyncStore for Detached {
         pre: Precondition,
     ) -> DbResult<Timed<Page>> {
         let (coll, query) = (coll.clone(), query.clone());
-        self.run(|s| async move { s.get_bsos(uid, &coll, &query, pre).await })
-            .await
+        self.run("get_bsos", |s| async move {
+            s.get_bsos(uid, &coll, &query, pre).await
+        })
+        .await
     }
 
     async fn get_bso(
@@ -98,8 +134,10 @@ impl SyncStore for Detached {
         pre: Precondition,
     ) -> DbResult<Bso> {
         let (coll, id) = (coll.clone(), id.clone());
-        self.run(|s| async move { s.get_bso(uid, &coll, &id, pre).await })
-            .await
+        self.run("get_bso", |s| async move {
+            s.get_bso(uid, &coll, &id, pre).await
+        })
+        .await
     }
 
     async fn post_bsos(
@@ -110,8 +148,10 @@ impl SyncStore for Detached {
         pre: Precondition,
     ) -> DbResult<Written> {
         let coll = coll.clone();
-        self.run(|s| async move { s.post_bsos(uid, &coll, writes, pre).await })
-            .await
+        self.run("post_bsos", |s| async move {
+            s.post_bsos(uid, &coll, writes, pre).await
+        })
+        .await
     }
 
     async fn put_bso(
@@ -122,8 +162,10 @@ impl SyncStore for Detached {
         pre: Precondition,
     ) -> DbResult<Written> {
         let coll = coll.clone();
-        self.run(|s| async move { s.put_bso(uid, &coll, write, pre).await })
-            .await
+        self.run("put_bso", |s| async move {
+            s.put_bso(uid, &coll, write, pre).await
+        })
+        .await
     }
 
     async fn delete_bso(
@@ -134,8 +176,10 @@ impl SyncStore for Detached {
         pre: Precondition,
     ) -> DbResult<Written> {
         let (coll, id) = (coll.clone(), id.clone());
-        self.run(|s| async move { s.delete_bso(uid, &coll, &id, pre).await })
-            .await
+        self.run("delete_bso", |s| async move {
+            s.delete_bso(uid, &coll, &id, pre).await
+        })
+        .await
     }
 
     async fn delete_bsos(
@@ -146,8 +190,10 @@ impl SyncStore for Detached {
         pre: Precondition,
     ) -> DbResult<Written> {
         let (coll, ids) = (coll.clone(), ids.to_vec());
-        self.run(|s| async move { s.delete_bsos(uid, &coll, &ids, pre).await })
-            .await
+        self.run("delete_bsos", |s| async move {
+            s.delete_bsos(uid, &coll, &ids, pre).await
+        })
+        .await
     }
 
     async fn delete_collection(
@@ -157,13 +203,17 @@ impl SyncStore for Detached {
         pre: Precondition,
     ) -> DbResult<Written> {
         let coll = coll.clone();
-        self.run(|s| async move { s.delete_collection(uid, &coll, pre).await })
-            .await
+        self.run("delete_collection", |s| async move {
+            s.delete_collection(uid, &coll, pre).await
+        })
+        .await
     }
 
     async fn delete_storage(&self, uid: Uid, pre: Precondition) -> DbResult<Written> {
-        self.run(|s| async move { s.delete_storage(uid, pre).await })
-            .await
+        self.run("delete_storage", |s| async move {
+            s.delete_storage(uid, pre).await
+        })
+        .await
     }
 
     async fn create_batch(
@@ -174,8 +224,10 @@ impl SyncStore for Detached {
         pre: Precondition,
     ) -> DbResult<Timed<BatchId>> {
         let coll = coll.clone();
-        self.run(|s| async move { s.create_batch(uid, &coll, writes, pre).await })
-            .await
+        self.run("create_batch", |s| async move {
+            s.create_batch(uid, &coll, writes, pre).await
+        })
+        .await
     }
 
     async fn append_batch(
@@ -187,8 +239,10 @@ impl SyncStore for Detached {
         pre: Precondition,
     ) -> DbResult<SyncTimestamp> {
         let (coll, batch) = (coll.clone(), batch.clone());
-        self.run(|s| async move { s.append_batch(uid, &coll, &batch, writes, pre).await })
-            .await
+        self.run("append_batch", |s| async move {
+            s.append_batch(uid, &coll, &batch, writes, pre).await
+        })
+        .await
     }
 
     async fn commit_batch(
@@ -200,20 +254,26 @@ impl SyncStore for Detached {
         pre: Precondition,
     ) -> DbResult<Written> {
         let (coll, batch) = (coll.clone(), batch.clone());
-        self.run(|s| async move { s.commit_batch(uid, &coll, &batch, writes, pre).await })
-            .await
+        self.run("commit_batch", |s| async move {
+            s.commit_batch(uid, &coll, &batch, writes, pre).await
+        })
+        .await
     }
 
-    async fn purge_expired(&self, max_rows: u64) -> DbResult<u64> {
-        self.run(|s| async move { s.purge_expired(max_rows).await })
-            .await
+    async fn purge_expired(&self, max_rows: u64) -> DbResult<Purged> {
+        self.run("purge_expired", |s| async move {
+            s.purge_expired(max_rows).await
+        })
+        .await
     }
 
     async fn forget_user(&self, uid: Uid) -> DbResult<()> {
-        self.run(|s| async move { s.forget_user(uid).await }).await
+        self.run("forget_user", |s| async move { s.forget_user(uid).await })
+            .await
     }
 
     async fn highest_uid(&self) -> DbResult<Option<u64>> {
-        self.run(|s| async move { s.highest_uid().await }).await
+        self.run("highest_uid", |s| async move { s.highest_uid().await })
+            .await
     }
 }

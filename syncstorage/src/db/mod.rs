@@ -118,6 +118,37 @@ impl From<Unmet> for DbError {
 
 pub type DbResult<T> = Result<T, DbError>;
 
+/// What a purge removed, by kind of row.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    pub records: u64,
+    pub batch_items: u64,
+    pub batches: u64,
+}
+
+impl Purged {
+    /// Every row removed.
+    pub fn rows(&self) -> u64 {
+        self.records + self.batch_items + self.batches
+    }
+
+    pub(crate) fn add(&mut self, kind: session::Purge, rows: u64) {
+        match kind {
+            session::Purge::Records => self.records += rows,
+            session::Purge::BatchItems => self.batch_items += rows,
+            session::Purge::Batches => self.batches += rows,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Purged {
+    fn add_assign(&mut self, other: Purged) {
+        self.records += other.records;
+        self.batch_items += other.batch_items;
+        self.batches += other.batches;
+    }
+}
+
 /// Name → last-modified, count or byte size, per collection.
 pub type PerCollection<T> = Vec<(String, T)>;
 
@@ -252,7 +283,7 @@ pub trait SyncStore: Send + Sync {
 
     /// Removes up to `max_rows` expired BSOs and expired batches; returns how
     /// many rows went.
-    async fn purge_expired(&self, max_rows: u64) -> DbResult<u64>;
+    async fn purge_expired(&self, max_rows: u64) -> DbResult<Purged>;
 
     /// Deletes everything about `uid`, its last-write time included: for
     /// purges of uids that are never served again.

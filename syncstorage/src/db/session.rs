@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
 
-use super::{DbResult, Uid};
+use super::{DbResult, Purged, Uid};
 use crate::model::bso::{Bso, BsoId};
 use crate::model::paging::BsoQuery;
 use crate::model::timestamp::SyncTimestamp;
@@ -178,7 +178,15 @@ pub trait Session: Send {
 
     // Housekeeping.
     /// Deletes up to `limit` expired BSOs and up to `limit` expired batches.
-    async fn purge_expired(&mut self, now: SyncTimestamp, limit: i64) -> DbResult<u64>;
+    async fn purge_expired(&mut self, now: SyncTimestamp, limit: i64) -> DbResult<Purged>;
     /// The largest uid with anything stored.
     async fn highest_uid(&mut self) -> DbResult<Option<i64>>;
+}
+
+/// What one of a dialect's purge statements removes.
+#[derive(Debug, Clone, Copy)]
+pub enum Purge {
+    Records,
+    BatchItems,
+    Batches,
 }

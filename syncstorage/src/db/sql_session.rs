@@ -599,18 +599,19 @@ macro_rules! sql_session {
                 &mut self,
                 now: $crate::model::timestamp::SyncTimestamp,
                 limit: i64,
-            ) -> $crate::db::DbResult<u64> {
-                let mut removed = 0;
-                for statement in $sql::PURGE {
-                    removed += sqlx::query(statement)
+            ) -> $crate::db::DbResult<$crate::db::Purged> {
+                let mut purged = $crate::db::Purged::default();
+                for (kind, statement) in $sql::PURGE {
+                    let removed = sqlx::query(statement)
                         .bind(now.as_db())
                         .bind(limit)
                         .execute(&mut *self.tx)
                         .await
                         .map_err($classify)?
                         .rows_affected();
+                    purged.add(*kind, removed);
                 }
-                Ok(removed)
+                Ok(purged)
             }
 
             async fn highest_uid(&mut self) -> $crate::db::DbResult<Option<i64>> {

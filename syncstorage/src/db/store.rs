@@ -8,14 +8,16 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
+use sync_common::telemetry::db::wait_for_connection;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::page::{self, Page, Rows, Streams, WHOLE_PAGE_BYTES};
 use super::session::{Aggregate, BatchTotals, Connector, PageRows, Session};
 use super::{
-    BatchId, DbError, DbResult, PerCollection, StoreSettings, SyncStore, Timed, Uid, Written,
-    MAX_OPEN_BATCHES_PER_USER,
+    BatchId, DbError, DbResult, PerCollection, Purged, StoreSettings, SyncStore, Timed, Uid,
+    Written, MAX_OPEN_BATCHES_PER_USER,
 };
+use crate::metrics;
 use crate::model::bso::{apply, fold, parse_bso, Bso, BsoId, BsoInput, CollectionName, WriteTime};
 use crate::model::paging::{BsoQuery, PageHead};
 use crate::model::precondition::Precondition;
@@ -128,7 +130,7 @@ impl SqlStore {
         pre: Precondition,
         stream: &mut Option<OwnedSemaphorePermit>,
     ) -> DbResult<Option<Timed<Page>>> {
-        let mut s = self.db.read().await?;
+        let mut s = self.read().await?;
         let collection = self.collection_id(&mut *s, coll).await?;
         let last_modified = match collection {
             Some(c) => s.collection_timestamp(uid, c).await?,
@@ -178,9 +180,19 @@ impl SqlStore {
         timed(Page { head, rows })
     }
 
+    /// A read transaction (its wait for a connection measured).
+    async fn read(&self) -> DbResult<Box<dyn Session>> {
+        wait_for_connection("syncstorage.read", self.db.read()).await
+    }
+
     /// A write transaction holding the user's lock.
     async fn write(&self, uid: Uid) -> DbResult<Box<dyn Session>> {
-        self.db.write(Some(uid)).await
+        self.begin_write(Some(uid)).await
+    }
+
+    /// A write transaction, holding `uid`'s lock if given.
+    async fn begin_write(&self, uid: Option<Uid>) -> DbResult<Box<dyn Session>> {
+        wait_for_connection("syncstorage.write", self.db.write(uid)).await
     }
 
     /// The batch's totals with `writes` added, or `BatchTooLarge`.
@@ -231,6 +243,7 @@ impl SqlStore {
         s.touch(uid, Some(collection), modified).await?;
         let usage = self.usage_if_quota(&mut *s, uid, modified).await?;
         s.commit().await?;
+        metrics::written(coll, &writes);
         Ok(Written { modified, usage })
     }
 
@@ -389,7 +402,7 @@ impl SyncStore for SqlStore {
     /// stuck in a transaction) fails the heartbeat instead of every write.
     async fn check(&self) -> DbResult<()> {
         self.db.check().await?;
-        let mut probe = self.db.write(None).await?;
+        let mut probe = self.begin_write(None).await?;
         probe.probe_write().await?;
         probe.rollback().await
     }
@@ -399,7 +412,7 @@ impl SyncStore for SqlStore {
         uid: Uid,
         pre: Precondition,
     ) -> DbResult<Timed<PerCollection<SyncTimestamp>>> {
-        let mut s = self.db.read().await?;
+        let mut s = self.read().await?;
         let last_modified = s.user_timestamp(uid).await?;
         pre.check(last_modified)?;
         let rows = s.collection_timestamps(uid).await?;
@@ -430,7 +443,7 @@ impl SyncStore for SqlStore {
     }
 
     async fn storage_usage(&self, uid: Uid, pre: Precondition) -> DbResult<Timed<u64>> {
-        let mut s = self.db.read().await?;
+        let mut s = self.read().await?;
         let last_modified = s.user_timestamp(uid).await?;
         pre.check(last_modified)?;
         let value = s.user_usage(uid, SyncTimestamp::now()).await?;
@@ -464,7 +477,7 @@ impl SyncStore for SqlStore {
         id: &BsoId,
         pre: Precondition,
     ) -> DbResult<Bso> {
-        let mut s = self.db.read().await?;
+        let mut s = self.read().await?;
         let bso = match self.collection_id(&mut *s, coll).await? {
             Some(c) => {
                 s.live_bso(uid, c, id.as_str(), SyncTimestamp::now())
@@ -596,6 +609,7 @@ impl SyncStore for SqlStore {
             s.delete_batches(oldest).await?;
         }
         s.commit().await?;
+        metrics::batches("opened", 1);
         Ok(Timed {
             last_modified,
             value: id,
@@ -659,11 +673,13 @@ impl SyncStore for SqlStore {
         s.delete_batches(std::slice::from_ref(&batch.0)).await?;
         let usage = self.usage_if_quota(&mut *s, uid, modified).await?;
         s.commit().await?;
+        metrics::written(coll, &all);
+        metrics::batches("committed", 1);
         Ok(Written { modified, usage })
     }
 
-    async fn purge_expired(&self, max_rows: u64) -> DbResult<u64> {
-        let mut s = self.db.write(None).await?;
+    async fn purge_expired(&self, max_rows: u64) -> DbResult<Purged> {
+        let mut s = self.begin_write(None).await?;
         let limit = i64::try_from(max_rows).unwrap_or(i64::MAX);
         let removed = s.purge_expired(SyncTimestamp::now(), limit).await?;
         s.commit().await?;
@@ -677,7 +693,7 @@ impl SyncStore for SqlStore {
     }
 
     async fn highest_uid(&self) -> DbResult<Option<u64>> {
-        let mut s = self.db.read().await?;
+        let mut s = self.read().await?;
         Ok(s.highest_uid().await?.and_then(|u| u64::try_from(u).ok()))
     }
 }
@@ -690,7 +706,7 @@ impl SqlStore {
         pre: Precondition,
         what: Aggregate,
     ) -> DbResult<Timed<PerCollection<u64>>> {
-        let mut s = self.db.read().await?;
+        let mut s = self.read().await?;
         let last_modified = s.user_timestamp(uid).await?;
         pre.check(last_modified)?;
         let rows = s.per_collection(uid, SyncTimestamp::now(), what).await?;

@@ -3,6 +3,7 @@
 //! older sessions are refused). Always 200 with an empty body once the
 //! event token is genuine.
 
+use crate::metrics;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
@@ -38,6 +39,7 @@ pub async fn fxa_events(
                     .await?
             }
         };
+        metrics::webhook_event(event.name());
         tracing::info!(?event, records = changed, "applied FxA event");
     }
     Ok(StatusCode::OK)

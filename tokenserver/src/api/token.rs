@@ -3,6 +3,7 @@
 //! Mozilla's order: Authorization, OAuth, key headers, application,
 //! user record, query, user rules.
 
+use crate::metrics;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -35,6 +36,17 @@ struct TokenResponse {
 }
 
 pub async fn get_token(
+    state: State<AppState>,
+    path: Path<(String, String)>,
+    query: RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let answer = token(state, path, query, headers).await;
+    metrics::token_request(answer.as_ref().map_or_else(|e| e.status, |_| "ok"));
+    answer
+}
+
+async fn token(
     State(state): State<AppState>,
     Path((application, version)): Path<(String, String)>,
     RawQuery(query): RawQuery,

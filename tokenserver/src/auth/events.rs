@@ -22,6 +22,16 @@ pub enum AccountEvent {
     PasswordChanged { change_time: i64 },
 }
 
+impl AccountEvent {
+    /// Its name in metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AccountEvent::Deleted => "delete",
+            AccountEvent::PasswordChanged { .. } => "password-change",
+        }
+    }
+}
+
 /// A verified event token.
 #[derive(Debug, Clone)]
 pub struct EventSet {

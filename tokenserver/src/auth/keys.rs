@@ -2,8 +2,10 @@
 //! (so a key rotation never locks users out), or else FxA's JWKS document,
 //! fetched and cached, refreshed early when a token names an unknown key.
 
+use crate::metrics;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use sync_common::telemetry::client;
 
 use jsonwebtoken::DecodingKey;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -189,7 +191,9 @@ impl FxaKeys {
                 }
                 let previous = cache.as_ref().map(|c| (c.keys.clone(), c.forced_at));
                 let forced_at = previous.as_ref().and_then(|(_, at)| *at);
-                let (keys, valid_for) = match fetch(http, url).await {
+                let fetched = fetch(http, url).await;
+                metrics::jwks_refreshed(fetched.is_ok());
+                let (keys, valid_for) = match fetched {
                     Ok(keys) => (Arc::new(keys), *max_age),
                     // Keep the keys we had (FxA rotates rarely) and try
                     // again soon; with none, tokens are verified remotely.
@@ -214,7 +218,9 @@ impl FxaKeys {
 /// The usable RSA keys of the JWKS at `url`; an error when FxA cannot be
 /// reached or its answer holds no usable key.
 async fn fetch(http: &reqwest::Client, url: &str) -> Result<Vec<VerifyingKey>, String> {
-    let response = http.get(url).send().await.map_err(|e| e.to_string())?;
+    let response = client::send("fxa-jwks", http, http.get(url))
+        .await
+        .map_err(|e| e.to_string())?;
     if !response.status().is_success() {
         return Err(format!("status {}", response.status()));
     }

@@ -4,8 +4,10 @@
 //! The whole verification runs under one timeout, so a slow FxA costs a
 //! client a 503, never a hang.
 
+use crate::metrics;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use sync_common::telemetry::client;
 
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
@@ -109,24 +111,29 @@ impl OAuthVerifier {
     }
 
     async fn verify_untimed(&self, token: &str) -> Result<FxaIdentity, VerifyError> {
+        let started = Instant::now();
         if let Ok(header) = jsonwebtoken::decode_header(token) {
             let kid = header.kid.as_deref();
             let keys = self.keys.for_kid(kid).await;
             // No key that could check it (none known, or FxA rotated to a
             // key we could not fetch): FxA itself is asked.
             if keys.iter().any(|k| k.may_check(kid)) {
-                return verify_jwt(token, &header, &keys);
+                let verified = verify_jwt(token, &header, &keys);
+                metrics::verified("local", started, outcome(&verified));
+                return verified;
             }
         }
-        self.verify_remotely(token).await
+        let verified = self.verify_remotely(token).await;
+        metrics::verified("remote", started, outcome(&verified));
+        verified
     }
 
     async fn verify_remotely(&self, token: &str) -> Result<FxaIdentity, VerifyError> {
-        let response = self
+        let request = self
             .http
             .post(&self.verify_url)
-            .json(&serde_json::json!({ "token": token }))
-            .send()
+            .json(&serde_json::json!({ "token": token }));
+        let response = client::send("fxa-verify", &self.http, request)
             .await
             .map_err(|e| VerifyError::Unavailable(e.to_string()))?;
         if !response.status().is_success() {
@@ -140,6 +147,15 @@ impl OAuthVerifier {
             .await
             .map_err(|e| VerifyError::Unavailable(format!("FxA's answer broke off: {e}")))?;
         identity_in_answer(&body)
+    }
+}
+
+/// A verification's outcome as the metrics name it.
+fn outcome(verified: &Result<FxaIdentity, VerifyError>) -> &'static str {
+    match verified {
+        Ok(_) => "ok",
+        Err(VerifyError::Invalid(_)) => "invalid",
+        Err(VerifyError::Unavailable(_)) => "unavailable",
     }
 }
 

@@ -8,50 +8,78 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
+use sync_common::telemetry::db::{Database, Outcome};
+use tracing::Instrument;
 
 use super::{DbError, DbResult, Node, NodeUpdate, TokenStore, UserHistory, UserRecord};
 use crate::model::user::KeyState;
 
 /// A [`TokenStore`] whose operations cannot be cancelled once started.
-pub struct Detached(Arc<dyn TokenStore>);
+pub struct Detached {
+    store: Arc<dyn TokenStore>,
+    telemetry: Database,
+}
 
 impl Detached {
     pub fn new(store: Arc<dyn TokenStore>) -> Self {
-        Self(store)
+        let telemetry = Database::new("tokenserver", store.backend().name());
+        Self { store, telemetry }
     }
 
-    /// Runs `operation` on the inner store, on its own task.
-    async fn run<T, F, Fut>(&self, operation: F) -> DbResult<T>
+    /// Runs `operation` (named `name` in traces and metrics) on the inner
+    /// store, on its own task.
+    async fn run<T, F, Fut>(&self, name: &'static str, operation: F) -> DbResult<T>
     where
         T: Send + 'static,
         F: FnOnce(Arc<dyn TokenStore>) -> Fut,
         Fut: std::future::Future<Output = DbResult<T>> + Send + 'static,
     {
-        sync_common::task::to_completion(operation(self.0.clone()))
-            .await
-            .map_err(|e| DbError::Other(Box::new(e)))?
+        let store = self.store.clone();
+        // Started inside the operation's span, which its task then carries.
+        let done = async move {
+            sync_common::task::to_completion(operation(store).in_current_span())
+                .await
+                .map_err(|e| DbError::Other(Box::new(e)))?
+        };
+        self.telemetry.operation(name, done, outcome).await
+    }
+}
+
+/// What an operation's result says about the database.
+fn outcome<T>(result: &DbResult<T>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Ok,
+        Err(e) => match e {
+            DbError::Unavailable(_) => Outcome::Unavailable,
+            DbError::Other(_) => Outcome::Failed,
+            DbError::NoNode | DbError::NotFound(_) | DbError::Invalid(_) => Outcome::Rejected,
+        },
     }
 }
 
 #[async_trait]
 impl TokenStore for Detached {
     fn backend(&self) -> Backend {
-        self.0.backend()
+        self.store.backend()
     }
 
     async fn check(&self) -> DbResult<()> {
-        self.run(|s| async move { s.check().await }).await
+        self.run("check", |s| async move { s.check().await }).await
     }
 
     async fn user(&self, email: &str) -> DbResult<Option<UserHistory>> {
         let email = email.to_owned();
-        self.run(|s| async move { s.user(&email).await }).await
+        self.run("user", |s| async move { s.user(&email).await })
+            .await
     }
 
     async fn user_records(&self, email: &str) -> DbResult<Vec<UserRecord>> {
         let email = email.to_owned();
-        self.run(|s| async move { s.user_records(&email).await })
-            .await
+        self.run(
+            "user_records",
+            |s| async move { s.user_records(&email).await },
+        )
+        .await
     }
 
     async fn allocate_user(
@@ -63,7 +91,7 @@ impl TokenStore for Detached {
         release_rate: f64,
     ) -> DbResult<UserRecord> {
         let (email, keys, node) = (email.to_owned(), keys.clone(), node.map(str::to_owned));
-        self.run(|s| async move {
+        self.run("allocate_user", |s| async move {
             s.allocate_user(&email, &keys, node.as_deref(), replacing, release_rate)
                 .await
         })
@@ -72,30 +100,40 @@ impl TokenStore for Detached {
 
     async fn replace_keys(&self, current: &UserRecord, keys: &KeyState) -> DbResult<UserRecord> {
         let (current, keys) = (current.clone(), keys.clone());
-        self.run(|s| async move { s.replace_keys(&current, &keys).await })
-            .await
+        self.run("replace_keys", |s| async move {
+            s.replace_keys(&current, &keys).await
+        })
+        .await
     }
 
     async fn raise_keys(&self, uid: i64, keys: &KeyState) -> DbResult<()> {
         let keys = keys.clone();
-        self.run(|s| async move { s.raise_keys(uid, &keys).await })
-            .await
+        self.run(
+            "raise_keys",
+            |s| async move { s.raise_keys(uid, &keys).await },
+        )
+        .await
     }
 
     async fn raise_generation(&self, email: &str, generation: i64) -> DbResult<u64> {
         let email = email.to_owned();
-        self.run(|s| async move { s.raise_generation(&email, generation).await })
-            .await
+        self.run("raise_generation", |s| async move {
+            s.raise_generation(&email, generation).await
+        })
+        .await
     }
 
     async fn retire_user(&self, email: &str) -> DbResult<u64> {
         let email = email.to_owned();
-        self.run(|s| async move { s.retire_user(&email).await })
-            .await
+        self.run(
+            "retire_user",
+            |s| async move { s.retire_user(&email).await },
+        )
+        .await
     }
 
     async fn nodes(&self) -> DbResult<Vec<Node>> {
-        self.run(|s| async move { s.nodes().await }).await
+        self.run("nodes", |s| async move { s.nodes().await }).await
     }
 
     async fn add_node(
@@ -106,45 +144,62 @@ impl TokenStore for Detached {
         backoff: bool,
     ) -> DbResult<Node> {
         let url = url.to_owned();
-        self.run(|s| async move { s.add_node(&url, capacity, downed, backoff).await })
-            .await
+        self.run("add_node", |s| async move {
+            s.add_node(&url, capacity, downed, backoff).await
+        })
+        .await
     }
 
     async fn update_node(&self, url: &str, update: &NodeUpdate) -> DbResult<Node> {
         let (url, update) = (url.to_owned(), update.clone());
-        self.run(|s| async move { s.update_node(&url, &update).await })
-            .await
+        self.run("update_node", |s| async move {
+            s.update_node(&url, &update).await
+        })
+        .await
     }
 
     async fn unassign_node(&self, url: &str) -> DbResult<u64> {
         let url = url.to_owned();
-        self.run(|s| async move { s.unassign_node(&url).await })
-            .await
+        self.run(
+            "unassign_node",
+            |s| async move { s.unassign_node(&url).await },
+        )
+        .await
     }
 
     async fn remove_node(&self, url: &str) -> DbResult<u64> {
         let url = url.to_owned();
-        self.run(|s| async move { s.remove_node(&url).await }).await
+        self.run("remove_node", |s| async move { s.remove_node(&url).await })
+            .await
     }
 
     async fn count_users(&self, node: Option<&str>) -> DbResult<u64> {
         let node = node.map(str::to_owned);
-        self.run(|s| async move { s.count_users(node.as_deref()).await })
-            .await
+        self.run("count_users", |s| async move {
+            s.count_users(node.as_deref()).await
+        })
+        .await
     }
 
     async fn replaced_records(&self, before_ms: i64, limit: u64) -> DbResult<Vec<UserRecord>> {
-        self.run(|s| async move { s.replaced_records(before_ms, limit).await })
-            .await
+        self.run("replaced_records", |s| async move {
+            s.replaced_records(before_ms, limit).await
+        })
+        .await
     }
 
     async fn reserve_uids_through(&self, uid: i64) -> DbResult<bool> {
-        self.run(|s| async move { s.reserve_uids_through(uid).await })
-            .await
+        self.run("reserve_uids_through", |s| async move {
+            s.reserve_uids_through(uid).await
+        })
+        .await
     }
 
     async fn delete_record(&self, uid: i64) -> DbResult<()> {
-        self.run(|s| async move { s.delete_record(uid).await })
-            .await
+        self.run(
+            "delete_record",
+            |s| async move { s.delete_record(uid).await },
+        )
+        .await
     }
 }

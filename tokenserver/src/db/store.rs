@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
+use sync_common::telemetry::db::wait_for_connection;
 
 use super::session::{Connector, Session};
 use super::{now_ms, DbError, DbResult, Node, NodeUpdate, TokenStore, UserHistory, UserRecord};
@@ -21,6 +22,16 @@ impl SqlStore {
     pub fn new(db: impl Connector + 'static) -> Self {
         Self { db: Box::new(db) }
     }
+
+    /// A connection outside any transaction (its wait measured).
+    async fn plain(&self) -> DbResult<Box<dyn Session>> {
+        wait_for_connection("tokenserver.plain", self.db.plain()).await
+    }
+
+    /// A write transaction (its wait measured).
+    async fn write(&self) -> DbResult<Box<dyn Session>> {
+        wait_for_connection("tokenserver.write", self.db.write()).await
+    }
 }
 
 #[async_trait]
@@ -33,14 +44,14 @@ impl TokenStore for SqlStore {
     /// every allocation needs: a writer that cannot write fails the
     /// heartbeat instead of every new user.
     async fn check(&self) -> DbResult<()> {
-        self.db.plain().await?.check().await?;
-        let mut probe = self.db.write().await?;
+        self.plain().await?.check().await?;
+        let mut probe = self.write().await?;
         probe.lock_nodes().await
         // Dropped uncommitted: rolled back.
     }
 
     async fn user(&self, email: &str) -> DbResult<Option<UserHistory>> {
-        let mut conn = self.db.plain().await?;
+        let mut conn = self.plain().await?;
         let records = conn.records(email).await?;
         let Some((current, older)) = records.split_first() else {
             return Ok(None);
@@ -64,7 +75,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn user_records(&self, email: &str) -> DbResult<Vec<UserRecord>> {
-        self.db.plain().await?.records(email).await
+        self.plain().await?.records(email).await
     }
 
     async fn allocate_user(
@@ -75,7 +86,7 @@ impl TokenStore for SqlStore {
         replacing: Option<i64>,
         release_rate: f64,
     ) -> DbResult<UserRecord> {
-        let mut tx = self.db.write().await?;
+        let mut tx = self.write().await?;
         // Nodes before the user, in every script: no two wait on each other.
         // The lock on nodes also keeps racing first requests (no rows to
         // lock yet) apart: the later ones find the first one's record.
@@ -100,7 +111,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn replace_keys(&self, current: &UserRecord, keys: &KeyState) -> DbResult<UserRecord> {
-        let mut tx = self.db.write().await?;
+        let mut tx = self.write().await?;
         // The service row first (the one lock order): a node being
         // unassigned or removed meanwhile then sees the new record.
         tx.lock_nodes().await?;
@@ -121,13 +132,13 @@ impl TokenStore for SqlStore {
     }
 
     async fn raise_keys(&self, uid: i64, keys: &KeyState) -> DbResult<()> {
-        self.db.plain().await?.raise_keys(uid, keys).await
+        self.plain().await?.raise_keys(uid, keys).await
     }
 
     /// Under the user's lock, so a record a racing key change inserts is
     /// raised too (an unlocked UPDATE would not see it on PostgreSQL).
     async fn raise_generation(&self, email: &str, generation: i64) -> DbResult<u64> {
-        let mut tx = self.db.write().await?;
+        let mut tx = self.write().await?;
         tx.lock_user(email).await?;
         let raised = tx.raise_generation(email, generation).await?;
         tx.commit().await?;
@@ -136,7 +147,7 @@ impl TokenStore for SqlStore {
 
     /// Under the user's lock, as [`Self::raise_generation`].
     async fn retire_user(&self, email: &str) -> DbResult<u64> {
-        let mut tx = self.db.write().await?;
+        let mut tx = self.write().await?;
         tx.lock_user(email).await?;
         let retired = tx.retire(email, now_ms()).await?;
         tx.commit().await?;
@@ -144,7 +155,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn nodes(&self) -> DbResult<Vec<Node>> {
-        self.db.plain().await?.nodes().await
+        self.plain().await?.nodes().await
     }
 
     async fn add_node(
@@ -154,7 +165,7 @@ impl TokenStore for SqlStore {
         downed: bool,
         backoff: bool,
     ) -> DbResult<Node> {
-        let mut tx = self.db.write().await?;
+        let mut tx = self.write().await?;
         tx.lock_nodes().await?;
         if tx.node(url).await?.is_some() {
             return Err(DbError::Invalid(format!("node {url} already exists")));
@@ -166,7 +177,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn update_node(&self, url: &str, update: &NodeUpdate) -> DbResult<Node> {
-        let mut tx = self.db.write().await?;
+        let mut tx = self.write().await?;
         tx.lock_nodes().await?;
         let node = node_named(tx.as_mut(), url).await?;
         if let Some(new_url) = update.node.as_deref().filter(|u| *u != url) {
@@ -182,7 +193,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn unassign_node(&self, url: &str) -> DbResult<u64> {
-        let mut tx = self.db.write().await?;
+        let mut tx = self.write().await?;
         tx.lock_nodes().await?;
         let node = node_named(tx.as_mut(), url).await?;
         let moved = tx.unassign(node.id, now_ms()).await?;
@@ -191,7 +202,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn remove_node(&self, url: &str) -> DbResult<u64> {
-        let mut tx = self.db.write().await?;
+        let mut tx = self.write().await?;
         tx.lock_nodes().await?;
         let node = node_named(tx.as_mut(), url).await?;
         let moved = tx.unassign(node.id, now_ms()).await?;
@@ -201,7 +212,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn count_users(&self, node: Option<&str>) -> DbResult<u64> {
-        let mut conn = self.db.plain().await?;
+        let mut conn = self.plain().await?;
         match node {
             // On a node: the users with a live record there.
             Some(url) => {
@@ -227,7 +238,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn delete_record(&self, uid: i64) -> DbResult<()> {
-        self.db.plain().await?.delete_record(uid).await
+        self.plain().await?.delete_record(uid).await
     }
 }
 

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use sqlx::mysql::MySqlPool;
 use sync_common::db_url::{Backend, DatabaseUrl};
 use sync_common::mysql::{self, Failure, Isolation};
+use sync_common::telemetry::db::observe_pool;
 
 use super::session::{Connector, Session};
 use super::sql_session::sql_session;
@@ -19,6 +20,8 @@ use super::{DbError, DbResult, StoreSettings, Uid};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/mysql");
 
 mod sql {
+    use crate::db::session::Purge;
+
     /// Row-value comparisons do not seek in MySQL indexes; the spelled-out
     /// `key < ? OR (key = ? AND id < ?)` does.
     pub const ROW_VALUES: bool = false;
@@ -95,13 +98,19 @@ mod sql {
     /// Each binds (now, limit): expired BSOs, the staged items of expired
     /// batches, then expired batches with no items left.
     /// (MySQL allows no LIMIT in an IN subquery: a derived table instead.)
-    pub const PURGE: &[&str] = &[
-        "DELETE FROM bsos WHERE expiry <= ? LIMIT ?",
-        "DELETE i FROM batch_items i JOIN (SELECT s.batch, s.seq FROM batch_items s \
+    pub const PURGE: &[(Purge, &str)] = &[
+        (Purge::Records, "DELETE FROM bsos WHERE expiry <= ? LIMIT ?"),
+        (
+            Purge::BatchItems,
+            "DELETE i FROM batch_items i JOIN (SELECT s.batch, s.seq FROM batch_items s \
          JOIN batches b ON b.id = s.batch WHERE b.expiry <= ? LIMIT ?) AS expired \
          ON i.batch = expired.batch AND i.seq = expired.seq",
-        "DELETE FROM batches WHERE expiry <= ? \
+        ),
+        (
+            Purge::Batches,
+            "DELETE FROM batches WHERE expiry <= ? \
          AND NOT EXISTS (SELECT 1 FROM batch_items i WHERE i.batch = batches.id) LIMIT ?",
+        ),
     ];
     pub const HIGHEST_UID: &str = "SELECT MAX(uid) FROM (\
          SELECT MAX(userid) AS uid FROM user_timestamps \
@@ -131,6 +140,8 @@ impl MySqlDb {
         let reader = pool(Isolation::RepeatableRead)
             .await
             .map_err(|e| DbError::Unavailable(e.into()))?;
+        observe_pool("syncstorage.read", &reader);
+        observe_pool("syncstorage.write", &writer);
         Ok(Self { reader, writer })
     }
 }

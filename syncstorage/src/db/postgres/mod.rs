@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use sync_common::db_url::{Backend, DatabaseUrl};
 use sync_common::postgres::{self, Failure};
+use sync_common::telemetry::db::observe_pool;
 
 use super::session::{Connector, Session};
 use super::sql_session::sql_session;
@@ -18,6 +19,8 @@ use super::{DbError, DbResult, StoreSettings, Uid};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 mod sql {
+    use crate::db::session::Purge;
+
     /// `(key, id) < ($1, $2)` seeks in the paging indexes.
     pub const ROW_VALUES: bool = true;
     /// Read by position: id, modified, payload, sortindex, expiry.
@@ -87,13 +90,22 @@ mod sql {
     /// Each binds (now, limit): expired BSOs, the staged items of expired
     /// batches, then expired batches with no items left (the expiry indexes
     /// find the rows).
-    pub const PURGE: &[&str] = &[
-        "DELETE FROM bsos WHERE ctid = ANY(ARRAY(\
+    pub const PURGE: &[(Purge, &str)] = &[
+        (
+            Purge::Records,
+            "DELETE FROM bsos WHERE ctid = ANY(ARRAY(\
          SELECT ctid FROM bsos WHERE expiry <= $1 LIMIT $2))",
-        "DELETE FROM batch_items WHERE ctid = ANY(ARRAY(SELECT i.ctid FROM batch_items i \
+        ),
+        (
+            Purge::BatchItems,
+            "DELETE FROM batch_items WHERE ctid = ANY(ARRAY(SELECT i.ctid FROM batch_items i \
          JOIN batches b ON b.id = i.batch WHERE b.expiry <= $1 LIMIT $2))",
-        "DELETE FROM batches WHERE id IN (SELECT id FROM batches b WHERE b.expiry <= $1 \
+        ),
+        (
+            Purge::Batches,
+            "DELETE FROM batches WHERE id IN (SELECT id FROM batches b WHERE b.expiry <= $1 \
          AND NOT EXISTS (SELECT 1 FROM batch_items i WHERE i.batch = b.id) LIMIT $2)",
+        ),
     ];
     pub const HIGHEST_UID: &str = "SELECT MAX(uid) FROM (\
          SELECT MAX(userid) AS uid FROM user_timestamps \
@@ -118,6 +130,7 @@ impl PostgresDb {
         postgres::migrate(url, &MIGRATOR)
             .await
             .map_err(|e| DbError::Other(e.into()))?;
+        observe_pool("syncstorage", &pool);
         Ok(Self { pool })
     }
 }

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sync_common::db_url::{Backend, DatabaseUrl};
 use sync_common::sqlite::{self, Failure};
+use sync_common::telemetry::db::observe_pool;
 
 use super::session::{Connector, Session};
 use super::sql_session::sql_session;
@@ -17,6 +18,8 @@ use super::{DbError, DbResult, StoreSettings, Uid};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 mod sql {
+    use crate::db::session::Purge;
+
     /// `(key, id) < (?, ?)` seeks in the paging indexes.
     pub const ROW_VALUES: bool = true;
     /// Read by position: id, modified, payload, sortindex, expiry.
@@ -78,12 +81,21 @@ mod sql {
     pub const STAGED_ITEMS: &str = "SELECT item FROM batch_items WHERE batch = ? ORDER BY seq";
     /// Each binds (now, limit): expired BSOs, the staged items of expired
     /// batches, then expired batches with no items left.
-    pub const PURGE: &[&str] = &[
-        "DELETE FROM bsos WHERE rowid IN (SELECT rowid FROM bsos WHERE expiry <= ? LIMIT ?)",
-        "DELETE FROM batch_items WHERE rowid IN (SELECT i.rowid FROM batch_items i \
+    pub const PURGE: &[(Purge, &str)] = &[
+        (
+            Purge::Records,
+            "DELETE FROM bsos WHERE rowid IN (SELECT rowid FROM bsos WHERE expiry <= ? LIMIT ?)",
+        ),
+        (
+            Purge::BatchItems,
+            "DELETE FROM batch_items WHERE rowid IN (SELECT i.rowid FROM batch_items i \
          JOIN batches b ON b.id = i.batch WHERE b.expiry <= ? LIMIT ?)",
-        "DELETE FROM batches WHERE id IN (SELECT id FROM batches b WHERE b.expiry <= ? \
+        ),
+        (
+            Purge::Batches,
+            "DELETE FROM batches WHERE id IN (SELECT id FROM batches b WHERE b.expiry <= ? \
          AND NOT EXISTS (SELECT 1 FROM batch_items i WHERE i.batch = b.id) LIMIT ?)",
+        ),
     ];
     pub const HIGHEST_UID: &str = "SELECT MAX(uid) FROM (\
          SELECT MAX(userid) AS uid FROM user_timestamps \
@@ -128,6 +140,12 @@ impl SqliteDb {
                 .await
                 .map_err(classify)?
         };
+        if in_memory {
+            observe_pool("syncstorage", &writer);
+        } else {
+            observe_pool("syncstorage.read", &reader);
+            observe_pool("syncstorage.write", &writer);
+        }
         Ok(Self {
             writer,
             reader,

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use sqlx::mysql::{MySqlDatabaseError, MySqlPool};
 use sync_common::db_url::{Backend, DatabaseUrl};
 use sync_common::mysql::Isolation;
+use sync_common::telemetry::db::observe_pool;
 
 use super::session::{Connector, Handle, Session};
 use super::{DbError, DbResult, StoreSettings, SYNC_SERVICE};
@@ -64,6 +65,7 @@ impl MySqlConnector {
             .fetch_one(&pool)
             .await
             .map_err(classify)?;
+        observe_pool("tokenserver", &pool);
         Ok(Self {
             pool,
             service,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use sync_common::db_url::{Backend, DatabaseUrl};
+use sync_common::telemetry::db::observe_pool;
 
 use super::session::{Connector, Handle, Session};
 use super::{DbError, DbResult, StoreSettings, SYNC_SERVICE};
@@ -55,6 +56,7 @@ impl PgConnector {
             .fetch_one(&pool)
             .await
             .map_err(classify)?;
+        observe_pool("tokenserver", &pool);
         Ok(Self { pool, service })
     }
 

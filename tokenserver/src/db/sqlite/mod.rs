@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sync_common::db_url::{Backend, DatabaseUrl};
+use sync_common::telemetry::db::observe_pool;
 
 use super::session::{Connector, Handle, Session};
 use super::{DbError, DbResult, StoreSettings, SYNC_SERVICE};
@@ -59,6 +60,7 @@ impl SqliteConnector {
             .fetch_one(&pool)
             .await
             .map_err(classify)?;
+        observe_pool("tokenserver", &pool);
         Ok(Self { pool, service })
     }
 
