@@ -109,6 +109,8 @@ struct FxaState {
     opaque: Mutex<HashMap<String, Value>>,
     pub jwks_fetches: AtomicUsize,
     pub verify_calls: AtomicUsize,
+    /// The `traceparent` of each verify call that sent one.
+    pub traceparents: Mutex<Vec<String>>,
 }
 
 /// A running FxA stand-in; stopped on drop.
@@ -126,6 +128,7 @@ impl FakeFxa {
             opaque: Mutex::new(HashMap::new()),
             jwks_fetches: AtomicUsize::new(0),
             verify_calls: AtomicUsize::new(0),
+            traceparents: Mutex::default(),
         });
         let router = Router::new()
             .route("/v1/jwks", get(jwks))
@@ -184,6 +187,11 @@ impl FakeFxa {
     pub fn verify_calls(&self) -> usize {
         self.state.verify_calls.load(Ordering::SeqCst)
     }
+
+    /// The `traceparent` headers verify calls carried.
+    pub fn traceparents(&self) -> Vec<String> {
+        self.state.traceparents.lock().unwrap().clone()
+    }
 }
 
 impl Drop for FakeFxa {
@@ -217,8 +225,15 @@ async fn jwks(State(state): State<Arc<FxaState>>) -> Response {
     Json(json!({ "keys": keys })).into_response()
 }
 
-async fn verify(State(state): State<Arc<FxaState>>, Json(body): Json<Value>) -> Response {
+async fn verify(
+    State(state): State<Arc<FxaState>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     state.verify_calls.fetch_add(1, Ordering::SeqCst);
+    if let Some(parent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        state.traceparents.lock().unwrap().push(parent.to_owned());
+    }
     delay(&state).await;
     let token = body["token"].as_str().unwrap_or_default();
     match state.opaque.lock().unwrap().get(token) {

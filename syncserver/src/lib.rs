@@ -71,17 +71,15 @@ pub async fn serve(
         .then(|| tokenserver::metrics::NodeGauges::start(token_store.clone()));
     tokenserver::metrics::init();
     syncstorage::metrics::init();
-    let router = syncstorage::router(storage)
+    let router = syncstorage::routes(storage)
         .merge(tokenserver::routes(tokens))
-        .route(
-            "/",
-            get(move || welcome(public_url))
-                .layer(middleware::from_fn(sync_common::telemetry::observe)),
-        )
+        .route("/", get(move || welcome(public_url)))
         .layer(middleware::from_fn_with_state(
             token_store,
             health::heartbeat,
-        ));
+        ))
+        // Outermost, so that it sees the answer the client gets.
+        .layer(middleware::from_fn(sync_common::telemetry::observe));
     let result = sync_common::server::serve(router, listener, &config.connections, shutdown).await;
     purger.abort();
     Ok(result?)

@@ -11,6 +11,7 @@ use integration_tests::db::TestDb;
 use integration_tests::fxa::{access_claims, TestKey};
 use integration_tests::prometheus::Scrape;
 use serde_json::json;
+use sqlx::Connection;
 use support::{token, Server, SYNCSERVER};
 
 const DURATION: &str = "http_server_request_duration_seconds_count";
@@ -360,8 +361,20 @@ async fn syncing_moves_the_storage_token_and_database_metrics() {
         );
     }
     let waits = "db_client_connection_wait_time_seconds_count";
-    let pool = [("db_client_connection_pool_name", "syncstorage.write")];
-    assert!(grew(&before, &after, waits, &pool) >= 4.0);
+    // One pool on PostgreSQL, a reader's and a writer's elsewhere.
+    let waited: f64 = ["syncstorage", "syncstorage.read", "syncstorage.write"]
+        .into_iter()
+        .map(|pool| {
+            grew(
+                &before,
+                &after,
+                waits,
+                &[("db_client_connection_pool_name", pool)],
+            )
+        })
+        .sum();
+    // Seven storage requests, a connection each.
+    assert_eq!(waited, 7.0);
     assert!(after.sum("db_client_connection_max", &[]) > 0.0);
     assert!(after.sum("db_client_connections_usage", &[]) > 0.0);
 }
@@ -458,4 +471,145 @@ async fn refusals_and_housekeeping_are_counted() {
         ),
         1.0
     );
+}
+
+/// A syncserver on SQLite files of its own, with its metrics listener on
+/// and `env` besides; its metrics URL.
+async fn sqlite_server_with(env: &[(&str, &str)]) -> (Server, String) {
+    let address = format!("127.0.0.1:{}", integration_tests::free_port());
+    let mut env = env.to_vec();
+    env.push(("SYNC_METRICS_ADDRESS", address.as_str()));
+    let server = Server::start_with(SYNCSERVER, &env, None).await;
+    (server, format!("http://{address}"))
+}
+
+/// Takes `server`'s SQLite write lock, held until a `ROLLBACK` on the
+/// connection returned: its writes wait meanwhile.
+async fn hold_write_lock(server: &Server) -> sqlx::SqliteConnection {
+    let file = server.dir.path().join("data/syncstorage.db");
+    let url = format!("sqlite:{}", file.display());
+    let mut lock = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    lock
+}
+
+#[tokio::test]
+async fn an_operation_its_request_gave_up_on_is_still_measured() {
+    // SQLite's write lock, held from here, keeps a PUT waiting past its
+    // request's deadline; the write itself carries on and ends later.
+    let (server, metrics) =
+        sqlite_server_with(&[("SYNC_SYNCSTORAGE__REQUEST_TIMEOUT_SECONDS", "1")]).await;
+    let client = token(&server.url, "deadline-user", 1, &[8; 16]).await;
+    let record = json!({"payload": "p"});
+    client.put("/storage/prefs/p", &record).await.assert(200);
+    let before = Scrape::get(&metrics).await;
+
+    let mut lock = hold_write_lock(&server).await;
+    client.put("/storage/prefs/p", &record).await.assert(503);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+
+    let put = [("db_operation_name", "put_bso")];
+    let operations = "db_client_operation_duration_seconds_count";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let after = Scrape::get(&metrics).await;
+        if grew(&before, &after, operations, &put) == 1.0 {
+            let answered = route("PUT", BSO_ROUTE, "503");
+            assert_eq!(grew(&before, &after, DURATION, &answered), 1.0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the PUT was never measured"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_fxa_that_does_not_answer_in_time_is_measured() {
+    let fxa = integration_tests::fxa::FakeFxa::spawn().await;
+    fxa.set_mode(integration_tests::fxa::Mode::Slow(
+        std::time::Duration::from_secs(3),
+    ));
+    let env = [
+        ("SYNC_TOKENSERVER__FXA_OAUTH_SERVER_URL", fxa.url.as_str()),
+        ("SYNC_TOKENSERVER__FXA_OAUTH_REQUEST_TIMEOUT", "1"),
+    ];
+    let (server, metrics) = sqlite_server_with(&env).await;
+    let before = Scrape::get(&metrics).await;
+    let scope = ["https://identity.mozilla.com/apps/oldsync"];
+    let opaque = fxa.opaque_token("slow-fxa-user", Some(1), &scope);
+    let answer = integration_tests::sync_client::get_token(
+        &format!("{}/1.0/sync/1.5", server.url),
+        &opaque,
+        &support::key_id(1, &[2; 16]),
+    )
+    .await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+
+    let after = Scrape::get(&metrics).await;
+    let verified = "sync_tokenserver_fxa_verification_duration_seconds_count";
+    let unavailable = [("method", "remote"), ("outcome", "unavailable")];
+    assert_eq!(grew(&before, &after, verified, &unavailable), 1.0);
+    let calls = "http_client_request_duration_seconds_count";
+    let to_fxa = [("server_address", "fxa-verify")];
+    assert_eq!(grew(&before, &after, calls, &to_fxa), 1.0);
+    let tokens = "sync_tokenserver_token_requests_total";
+    assert_eq!(grew(&before, &after, tokens, &[]), 1.0);
+}
+
+#[tokio::test]
+async fn a_request_whose_client_left_is_counted_and_no_longer_active() {
+    let (server, metrics) = sqlite_server_with(&[]).await;
+    let client = token(&server.url, "leaving-user", 1, &[1; 16]).await;
+    let record = json!({"payload": "p"});
+    client.put("/storage/prefs/p", &record).await.assert(200);
+    let before = Scrape::get(&metrics).await;
+
+    let mut lock = hold_write_lock(&server).await;
+    let put = client.signed(reqwest::Method::PUT, "/storage/prefs/p", Some(&record));
+    let gave_up = tokio::time::timeout(std::time::Duration::from_millis(300), put.send()).await;
+    assert!(gave_up.is_err(), "the PUT should still be waiting");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = Scrape::get(&metrics).await;
+    let active = "http_server_active_requests";
+    assert_eq!(after.sum(active, &[]), 0.0);
+    let cancelled = [("http_route", BSO_ROUTE), ("error_type", "cancelled")];
+    assert_eq!(grew(&before, &after, DURATION, &cancelled), 1.0);
+    // The write itself ran to its end, measured.
+    let operations = "db_client_operation_duration_seconds_count";
+    let put = [("db_operation_name", "put_bso"), ("outcome", "ok")];
+    assert_eq!(grew(&before, &after, operations, &put), 1.0);
+}
+
+#[tokio::test]
+async fn a_call_to_fxa_carries_the_requests_trace() {
+    let fxa = integration_tests::fxa::FakeFxa::spawn().await;
+    let env = [("SYNC_TOKENSERVER__FXA_OAUTH_SERVER_URL", fxa.url.as_str())];
+    let server = Server::start_with(SYNCSERVER, &env, None).await;
+    let scope = ["https://identity.mozilla.com/apps/oldsync"];
+    let opaque = fxa.opaque_token("traced-user", Some(1), &scope);
+    let trace_id = "6bf92f3577b34da6a3ce929d0e0e4738";
+    let answer = reqwest::Client::new()
+        .get(format!("{}/1.0/sync/1.5", server.url))
+        .header("Authorization", format!("Bearer {opaque}"))
+        .header("X-KeyID", support::key_id(1, &[3; 16]))
+        .header("traceparent", format!("00-{trace_id}-20f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let sent = fxa.traceparents();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let fields: Vec<&str> = sent[0].split('-').collect();
+    assert_eq!(fields[1], trace_id);
+    // Its parent is the server's own call span, not the caller's.
+    assert_ne!(fields[2], "20f067aa0ba902b7");
 }

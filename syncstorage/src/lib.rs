@@ -27,7 +27,7 @@ use sync_common::telemetry::MetricsListener;
 use sync_common::token::TokenSecrets;
 use tokio::net::TcpListener;
 
-pub use api::{router, AppState};
+pub use api::{router, routes, AppState};
 pub use config::Config;
 use config::StorageConfig;
 use model::timestamp::SyncTimestamp;

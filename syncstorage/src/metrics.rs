@@ -18,7 +18,8 @@ pub const RECORDS_READ: &str = "sync.storage.records.read";
 /// Counter (By): payload bytes returned by GETs, by `collection`.
 pub const PAYLOAD_READ: &str = "sync.storage.payload.read";
 /// Counter: batches by `event`: `opened`, `committed`, `expired` (purged
-/// unapplied).
+/// unapplied), `discarded` (the oldest of a user's open batches, dropped
+/// for a new one).
 pub const BATCHES: &str = "sync.storage.batches";
 /// Counter: writes refused with 409 because another write held the user.
 pub const CONFLICTS: &str = "sync.storage.conflicts";
@@ -136,7 +137,8 @@ impl Drop for Read {
     }
 }
 
-/// A batch event: `opened`, `committed` or `expired` (`count` of them).
+/// A batch event: `opened`, `committed`, `expired` or `discarded`
+/// (`count` of them).
 pub fn batches(event: &'static str, count: u64) {
     INSTRUMENTS
         .batches
@@ -153,7 +155,7 @@ pub fn init() {
         m.preconditions
             .add(0, &[KeyValue::new("status", i64::from(status))]);
     }
-    for event in ["opened", "committed", "expired"] {
+    for event in ["opened", "committed", "expired", "discarded"] {
         batches(event, 0);
     }
     for outcome in ["ok", "failed"] {
@@ -176,17 +178,12 @@ pub fn quota_rejection() {
     INSTRUMENTS.quota_rejections.add(1, &[]);
 }
 
-/// A purge run and what it removed.
-pub fn purged(outcome: Result<&crate::db::Purged, ()>) {
-    let Ok(purged) = outcome else {
-        INSTRUMENTS
-            .purge_runs
-            .add(1, &[KeyValue::new("outcome", "failed")]);
-        return;
-    };
+/// A purge run, whether it ran to its end, and what it removed.
+pub fn purged(purged: &crate::db::Purged, ok: bool) {
+    let outcome = if ok { "ok" } else { "failed" };
     INSTRUMENTS
         .purge_runs
-        .add(1, &[KeyValue::new("outcome", "ok")]);
+        .add(1, &[KeyValue::new("outcome", outcome)]);
     for (kind, rows) in [
         ("records", purged.records),
         ("batch_items", purged.batch_items),

@@ -13,18 +13,19 @@ use crate::metrics;
 /// Purges everything expired now, `chunk` rows at a time; returns what
 /// it removed (and counts the run in the metrics).
 pub async fn purge_all(store: &dyn SyncStore, chunk: u64) -> DbResult<Purged> {
-    let purged = purge_chunks(store, chunk).await;
-    metrics::purged(purged.as_ref().map_err(|_| ()));
-    purged
+    let mut total = Purged::default();
+    let failed = purge_chunks(store, chunk, &mut total).await.err();
+    // What earlier chunks committed counts even when a later one fails.
+    metrics::purged(&total, failed.is_none());
+    failed.map_or(Ok(total), Err)
 }
 
-async fn purge_chunks(store: &dyn SyncStore, chunk: u64) -> DbResult<Purged> {
-    let mut total = Purged::default();
+async fn purge_chunks(store: &dyn SyncStore, chunk: u64, total: &mut Purged) -> DbResult<()> {
     loop {
         let removed = store.purge_expired(chunk).await?;
-        total += removed;
+        *total += removed;
         if removed.rows() < chunk {
-            return Ok(total);
+            return Ok(());
         }
         // Let user requests in between chunks.
         tokio::task::yield_now().await;

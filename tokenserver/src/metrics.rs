@@ -2,6 +2,7 @@
 //! Names after OpenTelemetry's conventions (Prometheus adds `_total` and
 //! the unit); every one is in `docs/observability.md`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,12 +13,14 @@ use tokio::task::JoinHandle;
 use crate::db::TokenStore;
 
 /// Counter: token requests by `outcome`: `ok`, or the error body's status
-/// (`invalid-credentials`, `invalid-generation`, …).
+/// (`invalid-credentials`, `invalid-generation`, …), or `cancelled`.
 pub const TOKEN_REQUESTS: &str = "sync.tokenserver.token.requests";
 /// Histogram (s): verifying an OAuth token, by `method` (`local` JWT,
-/// `remote` at FxA) and `outcome` (`ok`, `invalid`, `unavailable`).
+/// `remote` at FxA) and `outcome` (`ok`, `invalid`, `unavailable`,
+/// `cancelled`).
 pub const VERIFICATIONS: &str = "sync.tokenserver.fxa.verification.duration";
-/// Counter: fetches of FxA's signing keys, by `outcome` (`ok`, `failed`).
+/// Counter: fetches of FxA's signing keys, by `outcome` (`ok`, `failed`,
+/// `cancelled`).
 pub const JWKS_REFRESHES: &str = "sync.tokenserver.jwks.refreshes";
 /// Counter: users placed on a node, by `node` and `kind` (`new`,
 /// `reassigned`).
@@ -34,6 +37,8 @@ pub const NODE_UP: &str = "sync.tokenserver.node.up";
 
 /// How often the node gauges are read from the database.
 const NODES_REFRESH: Duration = Duration::from_secs(15);
+/// Users per node are counted every this many refreshes (150 s).
+const USERS_REFRESH_TICKS: u64 = 10;
 
 struct Instruments {
     tokens: Counter<u64>,
@@ -51,12 +56,10 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
             .with_unit("{request}")
             .with_description("Token requests by outcome.")
             .build(),
-        verifications: meter
-            .f64_histogram(VERIFICATIONS)
-            .with_unit("s")
-            .with_description("Time to verify an OAuth token.")
-            .with_boundaries(sync_common::telemetry::names::SECONDS_BUCKETS.to_vec())
-            .build(),
+        verifications: sync_common::telemetry::seconds_histogram(
+            VERIFICATIONS,
+            "Time to verify an OAuth token.",
+        ),
         jwks: meter
             .u64_counter(JWKS_REFRESHES)
             .with_unit("{fetch}")
@@ -75,28 +78,87 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
     }
 });
 
-/// A token request ended with `outcome` (`ok` or an error status).
-pub fn token_request(outcome: &'static str) {
-    INSTRUMENTS
-        .tokens
-        .add(1, &[KeyValue::new("outcome", outcome)]);
+/// One token verification, recorded when dropped: by its `method`
+/// (`local` until it turns to FxA) and its outcome, `cancelled` if it
+/// never ended (the request gave up).
+pub struct Verification {
+    started: Instant,
+    method: &'static str,
+    outcome: &'static str,
 }
 
-/// A verification by `method` that took since `started` and ended so.
-pub fn verified(method: &'static str, started: Instant, outcome: &'static str) {
-    INSTRUMENTS.verifications.record(
-        started.elapsed().as_secs_f64(),
-        &[
-            KeyValue::new("method", method),
-            KeyValue::new("outcome", outcome),
-        ],
-    );
+impl Verification {
+    pub fn start() -> Self {
+        Self {
+            started: Instant::now(),
+            method: "local",
+            outcome: "cancelled",
+        }
+    }
+
+    /// FxA itself is asked.
+    pub fn remote(&mut self) {
+        self.method = "remote";
+    }
+
+    pub fn ended(&mut self, outcome: &'static str) {
+        self.outcome = outcome;
+    }
+}
+
+impl Drop for Verification {
+    fn drop(&mut self) {
+        INSTRUMENTS.verifications.record(
+            self.started.elapsed().as_secs_f64(),
+            &[
+                KeyValue::new("method", self.method),
+                KeyValue::new("outcome", self.outcome),
+            ],
+        );
+    }
+}
+
+/// An event counted by its outcome when dropped: the one it ended with,
+/// or `cancelled` (the request gave up before it ended).
+pub struct Counted {
+    counter: &'static Counter<u64>,
+    outcome: &'static str,
+}
+
+impl Counted {
+    fn on(counter: &'static Counter<u64>) -> Self {
+        Self {
+            counter,
+            outcome: "cancelled",
+        }
+    }
+
+    pub fn ended(&mut self, outcome: &'static str) {
+        self.outcome = outcome;
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.counter
+            .add(1, &[KeyValue::new("outcome", self.outcome)]);
+    }
+}
+
+/// A token request: `ok`, or the error body's status.
+pub fn token_request() -> Counted {
+    Counted::on(&INSTRUMENTS.tokens)
+}
+
+/// A fetch of FxA's keys: `ok` or `failed`.
+pub fn jwks_refresh() -> Counted {
+    Counted::on(&INSTRUMENTS.jwks)
 }
 
 /// Starts the counters of rare events at 0, so that their rates and
 /// alerts have a series before the first one happens.
 pub fn init() {
-    for outcome in ["ok", "failed"] {
+    for outcome in ["ok", "failed", "cancelled"] {
         INSTRUMENTS
             .jwks
             .add(0, &[KeyValue::new("outcome", outcome)]);
@@ -104,13 +166,6 @@ pub fn init() {
     for kind in ["delete", "password-change"] {
         INSTRUMENTS.webhook.add(0, &[KeyValue::new("type", kind)]);
     }
-}
-
-pub fn jwks_refreshed(ok: bool) {
-    let outcome = if ok { "ok" } else { "failed" };
-    INSTRUMENTS
-        .jwks
-        .add(1, &[KeyValue::new("outcome", outcome)]);
 }
 
 /// A user placed on `node`: `new` or `reassigned`.
@@ -147,12 +202,18 @@ impl NodeGauges {
         register_node_gauges(&readings);
         Self(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(NODES_REFRESH);
-            loop {
+            let mut users = HashMap::new();
+            for tick in 0u64.. {
                 ticker.tick().await;
-                match read_nodes(store.as_ref()).await {
-                    Ok(now) => *readings.lock().unwrap_or_else(|e| e.into_inner()) = now,
-                    Err(e) => tracing::debug!(error = %e, "cannot read the nodes for metrics"),
+                // Counting users scans the users table: less often.
+                let count_users = tick % USERS_REFRESH_TICKS == 0;
+                let now = read_nodes(store.as_ref(), &mut users, count_users).await;
+                if let Err(e) = &now {
+                    tracing::debug!(error = %e, "cannot read the nodes for metrics");
                 }
+                // No readings rather than stale ones: a node last seen up
+                // must not stay up while the database cannot say.
+                *readings.lock().unwrap_or_else(|e| e.into_inner()) = now.unwrap_or_default();
             }
         }))
     }
@@ -164,16 +225,28 @@ impl Drop for NodeGauges {
     }
 }
 
-async fn read_nodes(store: &dyn TokenStore) -> crate::db::DbResult<Vec<NodeReading>> {
+/// The nodes now; `users` keeps each node's user count between counts.
+async fn read_nodes(
+    store: &dyn TokenStore,
+    users: &mut HashMap<String, i64>,
+    count_users: bool,
+) -> crate::db::DbResult<Vec<NodeReading>> {
+    let nodes = store.nodes().await?;
+    users.retain(|url, _| nodes.iter().any(|n| &n.node == url));
     let mut readings = Vec::new();
-    for node in store.nodes().await? {
-        let users = store.count_users(Some(&node.node)).await?;
+    for node in nodes {
+        if count_users || !users.contains_key(&node.node) {
+            // A node removed meanwhile is simply not counted.
+            if let Ok(count) = store.count_users(Some(&node.node)).await {
+                users.insert(node.node.clone(), i64::try_from(count).unwrap_or(i64::MAX));
+            }
+        }
         readings.push(NodeReading {
+            users: users.get(&node.node).copied().unwrap_or_default(),
             node: KeyValue::new("node", node.node),
             capacity: node.capacity,
             load: node.current_load,
             available: node.available,
-            users: i64::try_from(users).unwrap_or(i64::MAX),
             up: !node.downed && !node.backoff,
         });
     }

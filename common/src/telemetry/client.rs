@@ -11,12 +11,10 @@ use tracing::Instrument;
 use super::names;
 
 static DURATION: LazyLock<Histogram<f64>> = LazyLock::new(|| {
-    super::meter()
-        .f64_histogram(names::HTTP_CLIENT_DURATION)
-        .with_unit("s")
-        .with_description("Time of an outgoing call, to its response headers.")
-        .with_boundaries(names::SECONDS_BUCKETS.to_vec())
-        .build()
+    super::seconds_histogram(
+        names::HTTP_CLIENT_DURATION,
+        "Time of an outgoing call, to its response headers.",
+    )
 });
 
 /// Sends `request` on `client` as a call to `peer` (a fixed name such as
@@ -35,7 +33,12 @@ pub async fn send(
         http.request.method = %method,
         server.address = peer,
     );
-    let started = Instant::now();
+    let mut call = Call {
+        started: Instant::now(),
+        peer,
+        method,
+        outcome: None,
+    };
     let sent = async {
         request
             .headers_mut()
@@ -44,7 +47,7 @@ pub async fn send(
     }
     .instrument(span)
     .await;
-    let outcome = match &sent {
+    call.outcome = Some(match &sent {
         Ok(response) => KeyValue::new(
             "http.response.status_code",
             i64::from(response.status().as_u16()),
@@ -52,12 +55,30 @@ pub async fn send(
         Err(e) if e.is_timeout() => KeyValue::new("error.type", "timeout"),
         Err(e) if e.is_connect() => KeyValue::new("error.type", "connect"),
         Err(_) => KeyValue::new("error.type", "other"),
-    };
-    let attributes = [
-        KeyValue::new("server.address", peer),
-        KeyValue::new("http.request.method", method),
-        outcome,
-    ];
-    DURATION.record(started.elapsed().as_secs_f64(), &attributes);
+    });
     sent
+}
+
+/// One call, recorded when dropped: with its outcome, or as `cancelled`
+/// when its caller gave up waiting (a timeout of its own).
+struct Call {
+    started: Instant,
+    peer: &'static str,
+    method: String,
+    outcome: Option<KeyValue>,
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let outcome = self
+            .outcome
+            .take()
+            .unwrap_or_else(|| KeyValue::new("error.type", "cancelled"));
+        let attributes = [
+            KeyValue::new("server.address", self.peer),
+            KeyValue::new("http.request.method", std::mem::take(&mut self.method)),
+            outcome,
+        ];
+        DURATION.record(self.started.elapsed().as_secs_f64(), &attributes);
+    }
 }

@@ -46,18 +46,14 @@ struct Instruments {
 static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
     let meter = super::meter();
     Instruments {
-        operations: meter
-            .f64_histogram(names::DB_OPERATION_DURATION)
-            .with_unit("s")
-            .with_description("Time of a storage or token operation, from its start to its commit.")
-            .with_boundaries(names::SECONDS_BUCKETS.to_vec())
-            .build(),
-        wait: meter
-            .f64_histogram(names::DB_CONNECTION_WAIT)
-            .with_unit("s")
-            .with_description("Time waited for a connection and the start of a transaction.")
-            .with_boundaries(names::SECONDS_BUCKETS.to_vec())
-            .build(),
+        operations: super::seconds_histogram(
+            names::DB_OPERATION_DURATION,
+            "Time of a storage or token operation, from its start to its commit.",
+        ),
+        wait: super::seconds_histogram(
+            names::DB_CONNECTION_WAIT,
+            "Time waited for a connection and the start of a transaction.",
+        ),
         pending: meter
             .i64_up_down_counter(names::DB_CONNECTION_PENDING)
             .with_unit("{request}")
@@ -69,90 +65,126 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
 /// One service's database (`syncstorage`, `tokenserver`) on one backend.
 #[derive(Clone)]
 pub struct Database {
-    attributes: Arc<[KeyValue; 2]>,
+    namespace: &'static str,
+    system: &'static str,
     healthy: Arc<AtomicI64>,
 }
 
 impl Database {
     /// Also reports its health (`sync.db.healthy`): 1 until an operation
     /// finds it unavailable, 1 again when one succeeds.
-    pub fn new(name: &'static str, system: &'static str) -> Self {
-        let attributes = Arc::new([
-            KeyValue::new("db.namespace", name),
-            KeyValue::new("db.system.name", system),
-        ]);
+    pub fn new(namespace: &'static str, backend: &'static str) -> Self {
+        // The semantic conventions' names of the systems.
+        let system = match backend {
+            "postgres" => "postgresql",
+            other => other,
+        };
         let healthy = Arc::new(AtomicI64::new(1));
-        let (observed, labels) = (healthy.clone(), attributes.clone());
+        let observed = healthy.clone();
+        let labels = [
+            KeyValue::new("db.namespace", namespace),
+            KeyValue::new("db.system.name", system),
+        ];
         super::meter()
             .i64_observable_gauge(names::DB_HEALTH)
             .with_description("1 when the database answered its last operation, else 0.")
-            .with_callback(move |o| o.observe(observed.load(Ordering::Relaxed), &labels[..]))
+            .with_callback(move |o| o.observe(observed.load(Ordering::Relaxed), &labels))
             .build();
         Self {
-            attributes,
+            namespace,
+            system,
             healthy,
         }
     }
 
-    /// Runs `operation` in a span of its own and records its time and
-    /// outcome (`outcome` tells what a result means).
-    pub async fn operation<T, E, F>(
+    /// Runs `operation` to its end on a task of its own (see
+    /// [`crate::task::to_completion`]) in a span of its own, and records
+    /// its time and `outcome` there: a caller that gives up (its client
+    /// left, its deadline passed) changes neither. `lost` turns a panic of
+    /// the task into the caller's error.
+    pub async fn detached<T, E, F>(
         &self,
         name: &'static str,
         operation: F,
-        outcome: impl FnOnce(&Result<T, E>) -> Outcome,
+        outcome: fn(&Result<T, E>) -> Outcome,
+        lost: fn(tokio::task::JoinError) -> E,
     ) -> Result<T, E>
     where
-        F: Future<Output = Result<T, E>>,
+        T: Send + 'static,
+        E: Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
     {
         let span = tracing::info_span!(
             "db",
             otel.name = name,
             otel.kind = "client",
             db.operation.name = name,
-            db.namespace = self.attributes[0].value.as_str().as_ref(),
-            db.system.name = self.attributes[1].value.as_str().as_ref(),
+            db.namespace = self.namespace,
+            db.system.name = self.system,
         );
-        let started = Instant::now();
-        let result = operation.instrument(span).await;
-        let outcome = outcome(&result);
+        let database = self.clone();
+        let measured = async move {
+            let started = Instant::now();
+            let result = operation.await;
+            database.record(name, started, outcome(&result));
+            result
+        };
+        crate::task::to_completion(measured.instrument(span))
+            .await
+            .unwrap_or_else(|e| Err(lost(e)))
+    }
+
+    fn record(&self, name: &'static str, started: Instant, outcome: Outcome) {
         match outcome {
             Outcome::Ok | Outcome::Rejected => self.healthy.store(1, Ordering::Relaxed),
             Outcome::Unavailable => self.healthy.store(0, Ordering::Relaxed),
             Outcome::Failed => {}
         }
-        let [namespace, system] = &*self.attributes;
         let attributes = [
-            namespace.clone(),
-            system.clone(),
+            KeyValue::new("db.namespace", self.namespace),
+            KeyValue::new("db.system.name", self.system),
             KeyValue::new("db.operation.name", name),
             KeyValue::new("outcome", outcome.label()),
         ];
         INSTRUMENTS
             .operations
             .record(started.elapsed().as_secs_f64(), &attributes);
-        result
-    }
-
-    /// Marks the database healthy or not after a health check.
-    pub fn checked(&self, healthy: bool) {
-        self.healthy.store(i64::from(healthy), Ordering::Relaxed);
     }
 }
 
-/// Times how long `begin` (taking a connection and starting a transaction
-/// on the pool `pool`) waits, and counts the waiters meanwhile.
+/// Times how long `begin` (taking a connection from the pool `pool` and
+/// starting a transaction) waits, and counts the waiters meanwhile.
 pub async fn wait_for_connection<F: Future>(pool: &'static str, begin: F) -> F::Output {
-    let attributes = [KeyValue::new("db.client.connection.pool.name", pool)];
-    let instruments = &*INSTRUMENTS;
-    instruments.pending.add(1, &attributes);
-    let started = Instant::now();
+    let waiting = Waiting::start(pool);
     let connection = begin.await;
-    instruments
-        .wait
-        .record(started.elapsed().as_secs_f64(), &attributes);
-    instruments.pending.add(-1, &attributes);
+    drop(waiting);
     connection
+}
+
+/// One waiter for a connection, until dropped (however the wait ends).
+struct Waiting {
+    attributes: [KeyValue; 1],
+    started: Instant,
+}
+
+impl Waiting {
+    fn start(pool: &'static str) -> Self {
+        let attributes = [KeyValue::new("db.client.connection.pool.name", pool)];
+        INSTRUMENTS.pending.add(1, &attributes);
+        Self {
+            attributes,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        INSTRUMENTS
+            .wait
+            .record(self.started.elapsed().as_secs_f64(), &self.attributes);
+        INSTRUMENTS.pending.add(-1, &self.attributes);
+    }
 }
 
 /// Reports the pool's connections (idle and used) and its maximum.

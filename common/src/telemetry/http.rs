@@ -43,24 +43,18 @@ struct Instruments {
 static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
     let meter = super::meter();
     Instruments {
-        duration: meter
-            .f64_histogram(names::HTTP_SERVER_DURATION)
-            .with_unit("s")
-            .with_description("Time to answer a request, to the end of its body.")
-            .with_boundaries(names::SECONDS_BUCKETS.to_vec())
-            .build(),
-        request_size: meter
-            .u64_histogram(names::HTTP_SERVER_REQUEST_SIZE)
-            .with_unit("By")
-            .with_description("Request body bytes read.")
-            .with_boundaries(names::BYTES_BUCKETS.to_vec())
-            .build(),
-        response_size: meter
-            .u64_histogram(names::HTTP_SERVER_RESPONSE_SIZE)
-            .with_unit("By")
-            .with_description("Response body bytes sent.")
-            .with_boundaries(names::BYTES_BUCKETS.to_vec())
-            .build(),
+        duration: super::seconds_histogram(
+            names::HTTP_SERVER_DURATION,
+            "Time to answer a request, to the end of its body.",
+        ),
+        request_size: super::bytes_histogram(
+            names::HTTP_SERVER_REQUEST_SIZE,
+            "Request body bytes read.",
+        ),
+        response_size: super::bytes_histogram(
+            names::HTTP_SERVER_RESPONSE_SIZE,
+            "Response body bytes sent.",
+        ),
         active: meter
             .i64_up_down_counter(names::HTTP_SERVER_ACTIVE)
             .with_unit("{request}")
@@ -72,12 +66,42 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
 /// The outermost layer of both services' routers
 /// (`.layer(axum::middleware::from_fn(observe))`).
 pub async fn observe(mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
     let method = method_label(request.method());
     let route: Arc<str> = request
         .extensions()
         .get::<MatchedPath>()
         .map_or(UNMATCHED.into(), |p| p.as_str().into());
+    let span = request_span(&request, method, &route);
+    let trace_id = span.context().span().span_context().trace_id();
+    let request_id = request_id(request.headers(), trace_id);
+    if trace_id != opentelemetry::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+    span.record("request_id", request_id.to_str().unwrap_or_default());
+    // Recorded when dropped: at the end of the body, or here if the
+    // request is dropped first (its client left, or its connection's
+    // deadline passed).
+    let mut finish = Finish::start(method, route, span.clone());
+    let counted = Counted {
+        inner: std::mem::take(request.body_mut()),
+        bytes: finish.request_bytes.clone(),
+        _finish: None,
+    };
+    *request.body_mut() = Body::new(counted);
+    let response = next.run(request).instrument(span).await;
+    let (mut parts, body) = response.into_parts();
+    finish.answered(parts.status.as_u16());
+    parts.headers.insert(X_REQUEST_ID.clone(), request_id);
+    let counted = Counted {
+        inner: body,
+        bytes: finish.response_bytes.clone(),
+        _finish: Some(finish),
+    };
+    Response::from_parts(parts, Body::new(counted))
+}
+
+/// The request's span, its parent the caller's `traceparent` if any.
+fn request_span(request: &Request, method: &'static str, route: &str) -> tracing::Span {
     let span = tracing::info_span!(
         "request",
         otel.name = %format_args!("{method} {route}"),
@@ -89,42 +113,8 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         trace_id = Empty,
         request_id = Empty,
     );
-    let parent = super::propagation::extract(request.headers());
-    let _ = span.set_parent(parent);
-    let trace_id = span.context().span().span_context().trace_id();
-    let request_id = request_id(request.headers(), trace_id);
-    if trace_id != opentelemetry::TraceId::INVALID {
-        span.record("trace_id", tracing::field::display(trace_id));
-    }
-    span.record("request_id", request_id.to_str().unwrap_or_default());
-    let request_bytes = Arc::new(AtomicU64::new(0));
-    let counted = Counted {
-        inner: std::mem::take(request.body_mut()),
-        bytes: request_bytes.clone(),
-    };
-    *request.body_mut() = Body::new(counted);
-    let instruments = &*INSTRUMENTS;
-    let active = [KeyValue::new("http.request.method", method)];
-    instruments.active.add(1, &active);
-    let response = next.run(request).instrument(span.clone()).await;
-    let (mut parts, body) = response.into_parts();
-    span.record("http.response.status_code", parts.status.as_u16());
-    parts.headers.insert(X_REQUEST_ID.clone(), request_id);
-    let finish = Finish {
-        started,
-        attributes: [
-            KeyValue::new("http.request.method", method),
-            KeyValue::new("http.route", route),
-            KeyValue::new(
-                "http.response.status_code",
-                i64::from(parts.status.as_u16()),
-            ),
-        ],
-        request_bytes,
-        response_bytes: 0,
-        span,
-    };
-    Response::from_parts(parts, Body::new(Observed { body, finish }))
+    let _ = span.set_parent(super::propagation::extract(request.headers()));
+    span
 }
 
 /// Semantic conventions: known methods by name, anything else as `_OTHER`.
@@ -165,74 +155,80 @@ fn request_id(headers: &HeaderMap, trace_id: opentelemetry::TraceId) -> HeaderVa
     HeaderValue::from_str(&id.to_string()).unwrap_or(HeaderValue::from_static("0"))
 }
 
-/// Recorded when the response body is done with.
+/// One request's measurements, recorded when dropped.
 struct Finish {
     started: Instant,
-    attributes: [KeyValue; 3],
+    method: &'static str,
+    route: Arc<str>,
+    /// `None` until a response exists: a request dropped before it is
+    /// recorded with `error.type = cancelled`.
+    status: Option<u16>,
     request_bytes: Arc<AtomicU64>,
-    response_bytes: u64,
+    response_bytes: Arc<AtomicU64>,
     /// The request's span ends with its body.
     span: tracing::Span,
+}
+
+impl Finish {
+    fn start(method: &'static str, route: Arc<str>, span: tracing::Span) -> Self {
+        INSTRUMENTS
+            .active
+            .add(1, &[KeyValue::new("http.request.method", method)]);
+        Self {
+            started: Instant::now(),
+            method,
+            route,
+            status: None,
+            request_bytes: Arc::default(),
+            response_bytes: Arc::default(),
+            span,
+        }
+    }
+
+    fn answered(&mut self, status: u16) {
+        self.status = Some(status);
+        self.span.record("http.response.status_code", status);
+    }
 }
 
 impl Drop for Finish {
     fn drop(&mut self) {
         let instruments = &*INSTRUMENTS;
-        let attributes = &self.attributes;
+        let method = KeyValue::new("http.request.method", self.method);
+        instruments.active.add(-1, std::slice::from_ref(&method));
+        let outcome = match self.status {
+            Some(status) => KeyValue::new("http.response.status_code", i64::from(status)),
+            None => KeyValue::new("error.type", "cancelled"),
+        };
+        let attributes = [
+            method,
+            KeyValue::new("http.route", self.route.clone()),
+            outcome,
+        ];
         let seconds = self.started.elapsed().as_secs_f64();
         let read = self.request_bytes.load(Ordering::Relaxed);
-        instruments.duration.record(seconds, attributes);
-        instruments.request_size.record(read, attributes);
-        instruments
-            .response_size
-            .record(self.response_bytes, attributes);
-        instruments.active.add(-1, &attributes[..1]);
+        let sent = self.response_bytes.load(Ordering::Relaxed);
+        instruments.duration.record(seconds, &attributes);
+        instruments.request_size.record(read, &attributes);
+        instruments.response_size.record(sent, &attributes);
         let _in_request = self.span.enter();
         tracing::debug!(
             seconds,
             request_bytes = read,
-            response_bytes = self.response_bytes,
+            response_bytes = sent,
+            cancelled = self.status.is_none(),
             "request finished"
         );
     }
 }
 
-/// A response body that counts what it sends.
-struct Observed {
-    body: Body,
-    finish: Finish,
-}
-
-impl http_body::Body for Observed {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.finish.response_bytes += data.len() as u64;
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// A request body that counts what the handler reads.
+/// A body that counts the bytes that pass through it into `bytes`: a
+/// request's as the handler reads them, or a response's as they are sent
+/// (its `finish` then recorded when the body is dropped).
 struct Counted {
     inner: Body,
     bytes: Arc<AtomicU64>,
+    _finish: Option<Finish>,
 }
 
 impl http_body::Body for Counted {

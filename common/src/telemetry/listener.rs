@@ -10,6 +10,9 @@ use tokio::task::JoinHandle;
 
 use crate::server::{self, ConnectionLimits};
 
+/// Connections the metrics listener serves at once.
+const METRICS_CONNECTIONS: usize = 16;
+
 /// Serves `/metrics` until dropped.
 pub struct MetricsListener {
     task: JoinHandle<()>,
@@ -29,7 +32,11 @@ impl MetricsListener {
             .local_addr()
             .map_err(|e| format!("metrics listener: {e}"))?;
         let router = Router::new().route("/metrics", get(scrape));
-        let limits = ConnectionLimits::default();
+        // A scraper or two, not the public: a few connections at most.
+        let limits = ConnectionLimits {
+            max_connections: METRICS_CONNECTIONS,
+            ..ConnectionLimits::default()
+        };
         let task = tokio::spawn(async move {
             let _ = server::serve(router, listener, &limits, std::future::pending()).await;
         });

@@ -26,6 +26,7 @@ mod user_agent;
 
 use std::sync::OnceLock;
 
+use opentelemetry::metrics::Histogram;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -118,8 +119,10 @@ fn filter(log_level: &str) -> EnvFilter {
     } else {
         format!("{TRACED_SPANS}=info,{directives}")
     };
-    EnvFilter::try_new(&directives)
-        .unwrap_or_else(|_| EnvFilter::new(format!("{TRACED_SPANS}=info,warn")))
+    EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        eprintln!("the log filter {directives:?} is not valid ({e}); logging warnings only");
+        EnvFilter::new(format!("{TRACED_SPANS}=info,warn"))
+    })
 }
 
 /// Where the spans of requests, database operations and outgoing calls are made.
@@ -174,6 +177,26 @@ pub fn metrics_enabled() -> bool {
 /// The meter every instrument of ours comes from.
 pub fn meter() -> opentelemetry::metrics::Meter {
     opentelemetry::global::meter("sync")
+}
+
+/// A histogram of durations, in seconds, with our bounds.
+pub fn seconds_histogram(name: &'static str, description: &'static str) -> Histogram<f64> {
+    meter()
+        .f64_histogram(name)
+        .with_unit("s")
+        .with_description(description)
+        .with_boundaries(names::SECONDS_BUCKETS.to_vec())
+        .build()
+}
+
+/// A histogram of sizes, in bytes, with our bounds.
+pub fn bytes_histogram(name: &'static str, description: &'static str) -> Histogram<u64> {
+    meter()
+        .u64_histogram(name)
+        .with_unit("By")
+        .with_description(description)
+        .with_boundaries(names::BYTES_BUCKETS.to_vec())
+        .build()
 }
 
 /// Exports what is still buffered (before the process exits).

@@ -5,8 +5,9 @@
 //! Every metric is documented in `docs/observability.md`.
 
 /// Histogram (s): time from a request's headers to the end of its response
-/// body. Attributes: `http.request.method`, `http.route`,
-/// `http.response.status_code`.
+/// body. Attributes: `http.request.method`, `http.route`, and
+/// `http.response.status_code` (or `error.type = cancelled` for a request
+/// dropped before its answer).
 pub const HTTP_SERVER_DURATION: &str = "http.server.request.duration";
 /// Histogram (By): request body bytes read, same attributes.
 pub const HTTP_SERVER_REQUEST_SIZE: &str = "http.server.request.body.size";
@@ -14,14 +15,18 @@ pub const HTTP_SERVER_REQUEST_SIZE: &str = "http.server.request.body.size";
 pub const HTTP_SERVER_RESPONSE_SIZE: &str = "http.server.response.body.size";
 /// Up-down counter: requests being answered, by `http.request.method`.
 pub const HTTP_SERVER_ACTIVE: &str = "http.server.active_requests";
-/// Histogram (s): outgoing calls (FxA, JWKS, other nodes), by `server.address`,
-/// `http.request.method`, `http.response.status_code` or `error.type`.
+/// Histogram (s): outgoing calls (FxA's verifier and keys), by
+/// `server.address`, `http.request.method`, `http.response.status_code` or
+/// `error.type`.
 pub const HTTP_CLIENT_DURATION: &str = "http.client.request.duration";
 
 /// Histogram (s): a storage or token operation, start to commit, by
-/// `db.operation.name`, `db.system.name` and `outcome`.
+/// `db.namespace`, `db.system.name`, `db.operation.name` and `outcome`.
 pub const DB_OPERATION_DURATION: &str = "db.client.operation.duration";
-/// Gauge: pool connections by `state` (`idle`, `used`), `db.client.connection.pool.name`.
+/// Gauge: pool connections by `db.client.connection.state` (`idle`,
+/// `used`) and `db.client.connection.pool.name`. (Not the conventions'
+/// `db.client.connection.count`: Prometheus reserves `_count` for
+/// histograms.)
 pub const DB_CONNECTION_COUNT: &str = "db.client.connections.usage";
 /// Gauge: the pool's most connections.
 pub const DB_CONNECTION_MAX: &str = "db.client.connection.max";

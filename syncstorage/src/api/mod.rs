@@ -52,8 +52,9 @@ impl AppState {
     }
 }
 
-/// The storage node's routes and layers.
-pub fn router(state: AppState) -> Router {
+/// The storage node's routes and layers, for mounting (the all-in-one
+/// adds `telemetry::observe` around everything it serves).
+pub fn routes(state: AppState) -> Router {
     let storage = Router::new()
         .route("/1.5/{uid}", delete(user::delete_all))
         .route("/1.5/{uid}/storage", delete(user::delete_all))
@@ -110,8 +111,12 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a handler panicked".into()).into_response()
         }))
-        .layer(middleware::from_fn(sync_common::telemetry::observe))
         .with_state(state)
+}
+
+/// The standalone storage node: its routes, observed.
+pub fn router(state: AppState) -> Router {
+    routes(state).layer(middleware::from_fn(sync_common::telemetry::observe))
 }
 
 /// A request that outlives `limit` gets the protocol's 503 (body `0`,

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
 use sync_common::telemetry::db::{Database, Outcome};
-use tracing::Instrument;
 
 use super::{
     BatchId, DbError, DbResult, Page, PerCollection, Purged, SyncStore, Timed, Uid, Written,
@@ -39,14 +38,10 @@ impl Detached {
         F: FnOnce(Arc<dyn SyncStore>) -> Fut,
         Fut: std::future::Future<Output = DbResult<T>> + Send + 'static,
     {
-        let store = self.store.clone();
-        // Started inside the operation's span, which its task then carries.
-        let done = async move {
-            sync_common::task::to_completion(operation(store).in_current_span())
-                .await
-                .map_err(|e| DbError::Other(Box::new(e)))?
-        };
-        self.telemetry.operation(name, done, outcome).await
+        let work = operation(self.store.clone());
+        self.telemetry
+            .detached(name, work, outcome, |e| DbError::Other(Box::new(e)))
+            .await
     }
 }
 
@@ -57,7 +52,13 @@ fn outcome<T>(result: &DbResult<T>) -> Outcome {
         Err(e) => match e {
             DbError::Unavailable(_) => Outcome::Unavailable,
             DbError::Other(_) => Outcome::Failed,
-            _ => Outcome::Rejected,
+            DbError::NotFound
+            | DbError::NotModified(_)
+            | DbError::PreconditionFailed(_)
+            | DbError::Conflict
+            | DbError::QuotaExceeded
+            | DbError::BatchNotFound
+            | DbError::BatchTooLarge => Outcome::Rejected,
         },
     }
 }

@@ -27,6 +27,10 @@ pub trait Connector: Send + Sync {
     /// Succeeds when the database answers.
     async fn check(&self) -> DbResult<()>;
 
+    /// The name of the pool a read (`write` false) or write transaction
+    /// comes from, as the pool metrics name it.
+    fn pool(&self, write: bool) -> &'static str;
+
     /// Whether a read may stay open while its client takes a page: not
     /// when readers share the only connection with the writer.
     fn streams(&self) -> bool {

@@ -182,7 +182,7 @@ impl SqlStore {
 
     /// A read transaction (its wait for a connection measured).
     async fn read(&self) -> DbResult<Box<dyn Session>> {
-        wait_for_connection("syncstorage.read", self.db.read()).await
+        wait_for_connection(self.db.pool(false), self.db.read()).await
     }
 
     /// A write transaction holding the user's lock.
@@ -192,7 +192,7 @@ impl SqlStore {
 
     /// A write transaction, holding `uid`'s lock if given.
     async fn begin_write(&self, uid: Option<Uid>) -> DbResult<Box<dyn Session>> {
-        wait_for_connection("syncstorage.write", self.db.write(uid)).await
+        wait_for_connection(self.db.pool(true), self.db.write(uid)).await
     }
 
     /// The batch's totals with `writes` added, or `BatchTooLarge`.
@@ -605,11 +605,13 @@ impl SyncStore for SqlStore {
         // never pile up without bound.
         let ids = s.batch_ids(uid).await?;
         let keep = usize::try_from(MAX_OPEN_BATCHES_PER_USER).unwrap_or(usize::MAX);
-        if let Some(oldest) = ids.get(keep..) {
+        let oldest = ids.get(keep..).unwrap_or_default();
+        if !oldest.is_empty() {
             s.delete_batches(oldest).await?;
         }
         s.commit().await?;
         metrics::batches("opened", 1);
+        metrics::batches("discarded", oldest.len() as u64);
         Ok(Timed {
             last_modified,
             value: id,

@@ -55,7 +55,6 @@ pub fn routes(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             TokenserverError::internal("a handler panicked").into_response()
         }))
-        .layer(middleware::from_fn(sync_common::telemetry::observe))
         .with_state(state)
 }
 
@@ -67,9 +66,10 @@ pub fn router(state: AppState) -> Router {
         .route("/__lbheartbeat__", get(sync_common::ops::lbheartbeat))
         .route("/__version__", get(sync_common::ops::version))
         .fallback(|| async { TokenserverError::not_found() })
-        .layer(middleware::from_fn(sync_common::telemetry::observe))
         .with_state(state.clone());
-    routes(state).merge(ops)
+    routes(state)
+        .merge(ops)
+        .layer(middleware::from_fn(sync_common::telemetry::observe))
 }
 
 /// A request that outlives `limit` gets a 503 instead of holding the client.

@@ -41,8 +41,9 @@ pub async fn get_token(
     query: RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let mut counted = metrics::token_request();
     let answer = token(state, path, query, headers).await;
-    metrics::token_request(answer.as_ref().map_or_else(|e| e.status, |_| "ok"));
+    counted.ended(answer.as_ref().map_or_else(|e| e.status, |_| "ok"));
     answer
 }
 

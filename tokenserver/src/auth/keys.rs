@@ -191,8 +191,9 @@ impl FxaKeys {
                 }
                 let previous = cache.as_ref().map(|c| (c.keys.clone(), c.forced_at));
                 let forced_at = previous.as_ref().and_then(|(_, at)| *at);
+                let mut refresh = metrics::jwks_refresh();
                 let fetched = fetch(http, url).await;
-                metrics::jwks_refreshed(fetched.is_ok());
+                refresh.ended(if fetched.is_ok() { "ok" } else { "failed" });
                 let (keys, valid_for) = match fetched {
                     Ok(keys) => (Arc::new(keys), *max_age),
                     // Keep the keys we had (FxA rotates rarely) and try

@@ -6,7 +6,7 @@
 
 use crate::metrics;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use sync_common::telemetry::client;
 
 use jsonwebtoken::{Algorithm, Validation};
@@ -101,31 +101,37 @@ impl OAuthVerifier {
 
     /// The identity behind `token`, if it is valid for Sync.
     pub async fn verify(&self, token: &str) -> Result<FxaIdentity, VerifyError> {
-        match tokio::time::timeout(self.timeout, self.verify_untimed(token)).await {
+        // Measured whatever ends it: its answer, its timeout, or the
+        // request giving up.
+        let mut measured = metrics::Verification::start();
+        let untimed = self.verify_untimed(token, &mut measured);
+        let verified = match tokio::time::timeout(self.timeout, untimed).await {
             Ok(result) => result,
             Err(_) => Err(VerifyError::Unavailable(format!(
                 "no answer within {:?}",
                 self.timeout
             ))),
-        }
+        };
+        measured.ended(outcome(&verified));
+        verified
     }
 
-    async fn verify_untimed(&self, token: &str) -> Result<FxaIdentity, VerifyError> {
-        let started = Instant::now();
+    async fn verify_untimed(
+        &self,
+        token: &str,
+        measured: &mut metrics::Verification,
+    ) -> Result<FxaIdentity, VerifyError> {
         if let Ok(header) = jsonwebtoken::decode_header(token) {
             let kid = header.kid.as_deref();
             let keys = self.keys.for_kid(kid).await;
             // No key that could check it (none known, or FxA rotated to a
             // key we could not fetch): FxA itself is asked.
             if keys.iter().any(|k| k.may_check(kid)) {
-                let verified = verify_jwt(token, &header, &keys);
-                metrics::verified("local", started, outcome(&verified));
-                return verified;
+                return verify_jwt(token, &header, &keys);
             }
         }
-        let verified = self.verify_remotely(token).await;
-        metrics::verified("remote", started, outcome(&verified));
-        verified
+        measured.remote();
+        self.verify_remotely(token).await
     }
 
     async fn verify_remotely(&self, token: &str) -> Result<FxaIdentity, VerifyError> {

@@ -13,6 +13,9 @@ use crate::model::keys::ClientState;
 use crate::model::node::{self, NodeLoad};
 use crate::model::user::KeyState;
 
+/// The pool's name in metrics (each backend has one).
+pub const POOL: &str = "tokenserver";
+
 /// A [`TokenStore`] on any SQL backend.
 pub struct SqlStore {
     db: Box<dyn Connector>,
@@ -25,12 +28,12 @@ impl SqlStore {
 
     /// A connection outside any transaction (its wait measured).
     async fn plain(&self) -> DbResult<Box<dyn Session>> {
-        wait_for_connection("tokenserver.plain", self.db.plain()).await
+        wait_for_connection(POOL, self.db.plain()).await
     }
 
     /// A write transaction (its wait measured).
     async fn write(&self) -> DbResult<Box<dyn Session>> {
-        wait_for_connection("tokenserver.write", self.db.write()).await
+        wait_for_connection(POOL, self.db.write()).await
     }
 }
 

@@ -175,6 +175,14 @@ impl Connector for MySqlDb {
         Ok(MySqlSession::new(tx))
     }
 
+    fn pool(&self, write: bool) -> &'static str {
+        if write {
+            "syncstorage.write"
+        } else {
+            "syncstorage.read"
+        }
+    }
+
     async fn check(&self) -> DbResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)

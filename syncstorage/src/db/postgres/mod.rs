@@ -164,6 +164,10 @@ impl Connector for PostgresDb {
         Ok(PgSession::new(tx))
     }
 
+    fn pool(&self, _write: bool) -> &'static str {
+        "syncstorage"
+    }
+
     async fn check(&self) -> DbResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -187,6 +187,14 @@ impl Connector for SqliteDb {
     fn streams(&self) -> bool {
         !self.in_memory
     }
+
+    fn pool(&self, write: bool) -> &'static str {
+        match (self.in_memory, write) {
+            (true, _) => "syncstorage",
+            (false, true) => "syncstorage.write",
+            (false, false) => "syncstorage.read",
+        }
+    }
 }
 
 /// Maps driver errors to storage outcomes: a busy or locked database is a

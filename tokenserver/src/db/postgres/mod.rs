@@ -56,7 +56,7 @@ impl PgConnector {
             .fetch_one(&pool)
             .await
             .map_err(classify)?;
-        observe_pool("tokenserver", &pool);
+        observe_pool(crate::db::store::POOL, &pool);
         Ok(Self { pool, service })
     }
 

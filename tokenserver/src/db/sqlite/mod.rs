@@ -60,7 +60,7 @@ impl SqliteConnector {
             .fetch_one(&pool)
             .await
             .map_err(classify)?;
-        observe_pool("tokenserver", &pool);
+        observe_pool(crate::db::store::POOL, &pool);
         Ok(Self { pool, service })
     }
 
