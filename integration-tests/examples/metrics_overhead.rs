@@ -8,7 +8,15 @@
 //!
 //! Runs `target/release/syncserver` (or `$SYNCSERVER`) on SQLite. Prints
 //! requests per second and latencies per run and the mean difference;
-//! asserts nothing.
+//! asserts nothing. Wall-clock figures on a shared two-core machine vary by
+//! a few percent from run to run; for a repeatable figure, count
+//! instructions instead (`valgrind` must be installed):
+//!
+//!     cargo run --release -p integration-tests --example metrics_overhead instructions
+//!
+//! runs the server under callgrind, 500 then 2,500 sequential requests of
+//! the same mix, with metrics off and on, and prints the instructions the
+//! server spent per request.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,6 +31,9 @@ const USERS: usize = 50;
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("instructions") {
+        return instructions().await;
+    }
     let args: Vec<u64> = std::env::args()
         .skip(1)
         .map(|a| a.parse().unwrap())
@@ -30,9 +41,7 @@ async fn main() {
     let rounds = args.first().copied().unwrap_or(3);
     let seconds = args.get(1).copied().unwrap_or(10);
     let clients = args.get(2).copied().unwrap_or(32) as usize;
-    let binary = std::env::var("SYNCSERVER").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/syncserver").to_owned()
-    });
+    let binary = binary();
     let mut rates = [Vec::new(), Vec::new()];
     for round in 0..rounds {
         for (on, rate) in rates.iter_mut().enumerate() {
@@ -51,6 +60,89 @@ async fn main() {
         "mean: off {off:.0} req/s, on {on:.0} req/s: {:+.1} %",
         (on - off) / off * 100.0
     );
+}
+
+fn binary() -> String {
+    std::env::var("SYNCSERVER").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/syncserver").to_owned()
+    })
+}
+
+/// Instructions per request, metrics off and on, from the difference of
+/// two runs under callgrind (which takes out start-up and shut-down).
+async fn instructions() {
+    let (few, many) = (500, 2_500);
+    for metrics in [false, true] {
+        let low = instructions_for(few, metrics).await;
+        let high = instructions_for(many, metrics).await;
+        let per_request = (high - low) as f64 / f64::from(many - few);
+        println!(
+            "metrics {}: {per_request:.0} instructions per request",
+            if metrics { "on " } else { "off" }
+        );
+    }
+}
+
+/// The server's instructions (callgrind's total) over a run of `requests`.
+async fn instructions_for(requests: u32, metrics: bool) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("callgrind.out");
+    let wrapper = dir.path().join("syncserver");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={} {} \"$@\"\n",
+            out.display(),
+            binary()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    let address = format!("127.0.0.1:{}", integration_tests::free_port());
+    let mut env = vec![("SYNC_LOG_LEVEL", "warn")];
+    if metrics {
+        env.push(("SYNC_METRICS_ADDRESS", address.as_str()));
+    }
+    let mut server = Server::start_with(wrapper.to_str().unwrap(), &env, None).await;
+    let client = token(&server.url, "instructions", 1, &[1; 16]).await;
+    let record = json!({"payload": "y".repeat(300)});
+    for n in 0..requests {
+        if n % 10 == 9 {
+            client.put("/storage/tabs/t", &record).await.assert(200);
+        } else {
+            client.get("/info/collections").await.assert(200);
+        }
+    }
+    if metrics {
+        // As a Prometheus scraping every 15 s would, about.
+        let _ = reqwest::get(format!("http://{address}/metrics")).await;
+    }
+    // A clean exit, so that callgrind writes its counts.
+    let pid = server.pid().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !out.exists() || std::fs::metadata(&out).unwrap().len() == 0 {
+        assert!(Instant::now() < deadline, "callgrind wrote nothing");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.stop();
+    let counts = std::fs::read_to_string(&out).unwrap();
+    counts
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("summary: ")
+                .or_else(|| l.strip_prefix("totals: "))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("callgrind's total")
 }
 
 /// One server, one run of the load; its requests per second.
