@@ -17,6 +17,8 @@ pub struct Server {
     child: Option<Child>,
     /// Its log lines so far.
     log: Arc<Mutex<Vec<String>>>,
+    /// Whether it prints the URL to give Firefox (the all-in-one does).
+    announces: bool,
 }
 
 impl Server {
@@ -29,15 +31,31 @@ impl Server {
     /// Starts `binary` with `env` (on a free port unless `SYNC_PORT` is
     /// given), under an open-files limit of `open_files` if given.
     pub async fn start_with(binary: &str, env: &[(&str, &str)], open_files: Option<u32>) -> Self {
-        let mut server = Self {
+        let mut server = Self::new(binary, true);
+        server.spawn_limited(&with_port(env), open_files).await;
+        server
+    }
+
+    /// Starts a separate service (`syncstorage`, `tokenserver`: they do not
+    /// announce a URL) with `env`, on a free port.
+    pub async fn start_service(binary: &str, env: &[(&str, &str)]) -> Self {
+        let mut server = Self::new(binary, false);
+        let port = crate::free_port().to_string();
+        let mut env = env.to_vec();
+        env.push(("SYNC_PORT", port.as_str()));
+        server.spawn_limited(&env, None).await;
+        server
+    }
+
+    fn new(binary: &str, announces: bool) -> Self {
+        Self {
             binary: binary.to_owned(),
             url: String::new(),
             dir: tempfile::tempdir().unwrap(),
             child: None,
             log: Arc::default(),
-        };
-        server.spawn_limited(&with_port(env), open_files).await;
-        server
+            announces,
+        }
     }
 
     /// Starts the binary with `env` (on a free port unless `SYNC_PORT` is
@@ -74,7 +92,16 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         keep_lines(child.stdout.take().unwrap(), self.log.clone());
         self.child = Some(child);
-        self.url = announced_url(stderr, self.log.clone()).await;
+        // The all-in-one announces its URL; a separate service listens
+        // where it is told.
+        let told = env.iter().find(|(key, _)| *key == "SYNC_PORT");
+        self.url = match told {
+            Some((_, port)) if !self.announces => {
+                keep_lines(stderr, self.log.clone());
+                format!("http://127.0.0.1:{port}")
+            }
+            _ => announced_url(stderr, self.log.clone()).await,
+        };
         wait_until_up(&self.url, self.child.as_mut().unwrap()).await;
     }
 
@@ -145,11 +172,11 @@ async fn announced_url(stderr: std::process::ChildStderr, log: Arc<Mutex<Vec<Str
         .expect("the server exited before announcing its URL")
 }
 
-/// The logs (on stdout) go to `log` as they come.
-fn keep_lines(stdout: std::process::ChildStdout, log: Arc<Mutex<Vec<String>>>) {
+/// A child's output goes to `log` as it comes.
+fn keep_lines(output: impl std::io::Read + Send + 'static, log: Arc<Mutex<Vec<String>>>) {
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
+        for line in std::io::BufReader::new(output)
             .lines()
             .map_while(Result::ok)
         {
