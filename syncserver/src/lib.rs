@@ -67,9 +67,7 @@ pub async fn serve(
     reserve_stored_uids(storage.store.as_ref(), tokens.store.as_ref()).await?;
     let purger = syncstorage::purge::spawn(storage.store.clone(), &storage.config.syncstorage);
     let token_store = tokens.store.clone();
-    let _nodes = sync_common::telemetry::metrics_enabled()
-        .then(|| tokenserver::metrics::NodeGauges::start(token_store.clone()));
-    tokenserver::metrics::init();
+    let _nodes = tokenserver::metrics::start(token_store.clone());
     syncstorage::metrics::init();
     let router = syncstorage::routes(storage)
         .merge(tokenserver::routes(tokens))

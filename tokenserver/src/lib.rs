@@ -144,8 +144,6 @@ pub async fn serve(
         config.metrics_hash_secret(),
     )
     .await?;
-    let _nodes = sync_common::telemetry::metrics_enabled()
-        .then(|| metrics::NodeGauges::start(state.store.clone()));
-    metrics::init();
+    let _nodes = metrics::start(state.store.clone());
     Ok(sync_common::server::serve(router(state), listener, &config.connections, shutdown).await?)
 }

@@ -155,9 +155,19 @@ pub fn jwks_refresh() -> Counted {
     Counted::on(&INSTRUMENTS.jwks)
 }
 
+/// When metrics are on: the rare counters at 0 and the node gauges, which
+/// read the nodes until dropped.
+pub fn start(store: Arc<dyn TokenStore>) -> Option<NodeGauges> {
+    if !sync_common::telemetry::metrics_enabled() {
+        return None;
+    }
+    init();
+    Some(NodeGauges::start(store))
+}
+
 /// Starts the counters of rare events at 0, so that their rates and
 /// alerts have a series before the first one happens.
-pub fn init() {
+fn init() {
     for outcome in ["ok", "failed", "cancelled"] {
         INSTRUMENTS
             .jwks
@@ -192,12 +202,11 @@ struct NodeReading {
 }
 
 /// Reads the nodes every few seconds for the node gauges (a gauge's
-/// callback cannot wait for the database). Only started when metrics are
-/// on; aborted on drop.
+/// callback cannot wait for the database); aborted on drop.
 pub struct NodeGauges(JoinHandle<()>);
 
 impl NodeGauges {
-    pub fn start(store: Arc<dyn TokenStore>) -> Self {
+    fn start(store: Arc<dyn TokenStore>) -> Self {
         let readings: Arc<Mutex<Vec<NodeReading>>> = Arc::default();
         register_node_gauges(&readings);
         Self(tokio::spawn(async move {
