@@ -17,6 +17,8 @@ use crate::model::user::KeyState;
 mod detached;
 /// The seam between the scripts and a backend's SQL.
 mod session;
+/// The session's steps, written once for every dialect.
+mod sql_session;
 /// The operations as transaction scripts, for every backend.
 mod store;
 

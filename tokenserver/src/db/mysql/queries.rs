@@ -1,4 +1,5 @@
-//! The MySQL/MariaDB backend's SQL and the session steps that run it.
+//! The MySQL/MariaDB backend's SQL and its types, run by the shared
+//! session ([`sql_session!`]).
 //! Placeholders are positional (`?`), so a value used twice is bound twice.
 //!
 //! InnoDB locks the index entries a statement walks, then the rows. Every
@@ -6,15 +7,15 @@
 //! (forced: on a small table the optimizer may walk `replaced_at_idx`
 //! instead), so they all lock in the same order and never deadlock.
 
-use async_trait::async_trait;
+use sqlx::mysql::{MySqlArguments, MySqlConnection};
 use sqlx::MySql;
 
-use crate::db::session::{self, count, int_column, Handle, Session};
-use crate::db::{DbError, DbResult, Node, NodeUpdate, UserRecord};
-use crate::model::user::KeyState;
+use crate::db::session;
+use crate::db::sql_session::sql_session;
+use crate::db::{DbError, DbResult};
 use sync_common::mysql::Failure;
 
-/// The user columns [`session::user_record`] reads.
+/// The user columns [`crate::db::session::user_record`] reads.
 macro_rules! select_users {
     () => {
         "SELECT u.uid, u.email, u.generation, u.client_state, u.created_at, \
@@ -23,7 +24,7 @@ macro_rules! select_users {
     };
 }
 
-/// The node columns [`session::node_row`] reads.
+/// The node columns [`crate::db::session::node_row`] reads.
 macro_rules! select_nodes {
     () => {
         "SELECT id, node, available, current_load, capacity, downed, backoff FROM nodes"
@@ -34,10 +35,10 @@ pub(super) const SERVICE_ID: &str = "SELECT id FROM services WHERE service = ?";
 const CHECK: &str = "SELECT 1 FROM services WHERE id = ?";
 /// Every transaction allocating users or changing nodes locks the
 /// service's row first, so they run one at a time (as on SQLite).
-const LOCK_NODES: &str = "SELECT id FROM services WHERE id = ? FOR UPDATE";
+const LOCK_NODES_SQL: &str = "SELECT id FROM services WHERE id = ? FOR UPDATE";
 /// A user's existing records; a new user has none, but allocation holds
 /// the service's row too.
-const LOCK_USER: &str = "SELECT uid FROM users FORCE INDEX (lookup_idx) \
+const LOCK_USER_SQL: &str = "SELECT uid FROM users FORCE INDEX (lookup_idx) \
      WHERE email = ? AND service = ? FOR UPDATE";
 /// Newest first: the current record is the first (Mozilla's order).
 const USER_RECORDS: &str = concat!(
@@ -89,302 +90,27 @@ const DELETE_NODE: &str = "DELETE FROM nodes WHERE id = ?";
 const UNASSIGN: &str = "UPDATE users SET replaced_at = ? \
      WHERE service = ? AND nodeid = ? AND replaced_at IS NULL";
 
-/// Steps on a MySQL connection or transaction.
-pub(super) struct MySqlSession {
-    conn: Handle<MySql>,
-    service: i64,
+pub(super) const LOCK_NODES: Option<&str> = Some(LOCK_NODES_SQL);
+pub(super) const LOCK_USER: Option<&str> = Some(LOCK_USER_SQL);
+
+pub(super) type Service = i64;
+pub(super) type Flag = i64;
+
+pub(super) fn int(name: &str, value: i64) -> DbResult<i32> {
+    session::int_column(name, value)
 }
 
-impl MySqlSession {
-    pub(super) fn new(conn: Handle<MySql>, service: i64) -> Box<Self> {
-        Box::new(Self { conn, service })
-    }
+/// MySQL has no RETURNING: the uid is the statement's insert id.
+pub(super) async fn inserted_uid(
+    query: sqlx::query::Query<'_, MySql, MySqlArguments>,
+    conn: &mut MySqlConnection,
+) -> DbResult<i64> {
+    let done = query.execute(conn).await.map_err(classify)?;
+    i64::try_from(done.last_insert_id())
+        .map_err(|_| DbError::Other("the new uid is out of range".into()))
 }
 
-#[async_trait]
-impl Session for MySqlSession {
-    async fn commit(self: Box<Self>) -> DbResult<()> {
-        self.conn.commit().await.map_err(classify)
-    }
-
-    async fn lock_nodes(&mut self) -> DbResult<()> {
-        sqlx::query(LOCK_NODES)
-            .bind(self.service)
-            .fetch_one(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn lock_user(&mut self, email: &str) -> DbResult<()> {
-        sqlx::query(LOCK_USER)
-            .bind(email)
-            .bind(self.service)
-            .fetch_all(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn check(&mut self) -> DbResult<()> {
-        sqlx::query(CHECK)
-            .bind(self.service)
-            .fetch_one(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn records(&mut self, email: &str) -> DbResult<Vec<UserRecord>> {
-        let rows = sqlx::query(USER_RECORDS)
-            .bind(email)
-            .bind(self.service)
-            .fetch_all(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        rows.iter()
-            .map(|r| session::user_record(r).map_err(classify))
-            .collect()
-    }
-
-    async fn record(&mut self, uid: i64) -> DbResult<UserRecord> {
-        let row = sqlx::query(USER_RECORD)
-            .bind(uid)
-            .fetch_one(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        session::user_record(&row).map_err(classify)
-    }
-
-    async fn replace_others(&mut self, email: &str, keep: i64, at: i64) -> DbResult<()> {
-        sqlx::query(REPLACE_OTHERS)
-            .bind(at)
-            .bind(email)
-            .bind(self.service)
-            .bind(keep)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn replace_live(&mut self, email: &str, at: i64) -> DbResult<u64> {
-        let done = sqlx::query(REPLACE_LIVE)
-            .bind(at)
-            .bind(email)
-            .bind(self.service)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn insert_user(
-        &mut self,
-        email: &str,
-        keys: &KeyState,
-        node_id: i64,
-        created_at: i64,
-    ) -> DbResult<i64> {
-        let done = sqlx::query(INSERT_USER)
-            .bind(self.service)
-            .bind(email)
-            .bind(keys.generation)
-            .bind(keys.client_state.as_hex())
-            .bind(created_at)
-            .bind(node_id)
-            .bind(keys.keys_changed_at)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        i64::try_from(done.last_insert_id())
-            .map_err(|_| DbError::Other("the new uid is out of range".into()))
-    }
-
-    async fn raise_keys(&mut self, uid: i64, keys: &KeyState) -> DbResult<()> {
-        sqlx::query(RAISE_KEYS)
-            .bind(keys.generation)
-            .bind(keys.keys_changed_at)
-            .bind(keys.keys_changed_at)
-            .bind(uid)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn raise_generation(&mut self, email: &str, generation: i64) -> DbResult<u64> {
-        let done = sqlx::query(RAISE_GENERATION)
-            .bind(generation)
-            .bind(email)
-            .bind(self.service)
-            .bind(generation)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn retire(&mut self, email: &str, at: i64) -> DbResult<u64> {
-        let done = sqlx::query(RETIRE)
-            .bind(i64::MAX)
-            .bind(at)
-            .bind(email)
-            .bind(self.service)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn delete_record(&mut self, uid: i64) -> DbResult<()> {
-        sqlx::query(DELETE_RECORD)
-            .bind(uid)
-            .bind(self.service)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn replaced_records(&mut self, before_ms: i64, limit: u64) -> DbResult<Vec<UserRecord>> {
-        let rows = sqlx::query(REPLACED_RECORDS)
-            .bind(self.service)
-            .bind(before_ms)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        rows.iter()
-            .map(|r| session::user_record(r).map_err(classify))
-            .collect()
-    }
-
-    async fn count_accounts(&mut self) -> DbResult<u64> {
-        let n: i64 = sqlx::query_scalar(COUNT_ACCOUNTS)
-            .bind(self.service)
-            .bind(i64::MAX)
-            .fetch_one(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(count(n))
-    }
-
-    async fn count_on_node(&mut self, node_id: i64) -> DbResult<u64> {
-        let n: i64 = sqlx::query_scalar(COUNT_ON_NODE)
-            .bind(self.service)
-            .bind(node_id)
-            .fetch_one(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(count(n))
-    }
-
-    async fn nodes(&mut self) -> DbResult<Vec<Node>> {
-        let rows = sqlx::query(NODES)
-            .bind(self.service)
-            .fetch_all(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        rows.iter()
-            .map(|r| session::node_row(r).map_err(classify))
-            .collect()
-    }
-
-    async fn node(&mut self, url: &str) -> DbResult<Option<Node>> {
-        let row = sqlx::query(NODE)
-            .bind(self.service)
-            .bind(url)
-            .fetch_optional(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        row.as_ref()
-            .map(|r| session::node_row(r).map_err(classify))
-            .transpose()
-    }
-
-    async fn add_load(&mut self, node_id: i64) -> DbResult<()> {
-        sqlx::query(ADD_LOAD)
-            .bind(node_id)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn set_available(&mut self, node_id: i64, available: i64) -> DbResult<()> {
-        sqlx::query(SET_AVAILABLE)
-            .bind(int_column("available", available)?)
-            .bind(node_id)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn insert_node(
-        &mut self,
-        url: &str,
-        capacity: i64,
-        downed: bool,
-        backoff: bool,
-    ) -> DbResult<()> {
-        let capacity = int_column("capacity", capacity)?;
-        sqlx::query(INSERT_NODE)
-            .bind(self.service)
-            .bind(url)
-            .bind(capacity)
-            .bind(capacity)
-            .bind(i64::from(downed))
-            .bind(i64::from(backoff))
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn update_node(&mut self, node_id: i64, update: &NodeUpdate) -> DbResult<()> {
-        let capacity = update
-            .capacity
-            .map(|c| int_column("capacity", c))
-            .transpose()?;
-        let available = update
-            .available
-            .map(|a| int_column("available", a))
-            .transpose()?;
-        sqlx::query(UPDATE_NODE)
-            .bind(update.node.as_deref())
-            .bind(capacity)
-            .bind(available)
-            .bind(update.downed.map(i64::from))
-            .bind(update.backoff.map(i64::from))
-            .bind(node_id)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn delete_node(&mut self, node_id: i64) -> DbResult<()> {
-        sqlx::query(DELETE_NODE)
-            .bind(node_id)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn unassign(&mut self, node_id: i64, at: i64) -> DbResult<u64> {
-        let done = sqlx::query(UNASSIGN)
-            .bind(at)
-            .bind(self.service)
-            .bind(node_id)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
-    }
-}
+sql_session!(MySqlSession, MySql, self);
 
 /// Lock wait timeouts and deadlocks (another writer), pool timeouts, lost
 /// connections and a full disk are an outage (503); anything else is a

@@ -1,16 +1,17 @@
-//! The PostgreSQL backend's SQL and the session steps that run it.
-//! Mozilla's INT columns are INT4 here: SELECTs cast them to BIGINT (the
-//! shared row mapping reads i64) and binds for them are i32.
+//! The PostgreSQL backend's SQL and its types, run by the shared session
+//! ([`sql_session!`]). Mozilla's INT columns are INT4 here: SELECTs cast
+//! them to BIGINT (the shared row mapping reads i64) and binds for them
+//! are i32.
 
-use async_trait::async_trait;
-use sqlx::Postgres;
+use sqlx::postgres::{PgArguments, PgConnection};
+use sqlx::{Postgres, Row};
 
-use crate::db::session::{self, count, int_column, Handle, Session};
-use crate::db::{DbError, DbResult, Node, NodeUpdate, UserRecord};
-use crate::model::user::KeyState;
+use crate::db::session;
+use crate::db::sql_session::sql_session;
+use crate::db::{DbError, DbResult};
 use sync_common::postgres::Failure;
 
-/// The user columns [`session::user_record`] reads.
+/// The user columns [`crate::db::session::user_record`] reads.
 macro_rules! select_users {
     () => {
         "SELECT u.uid, u.email, u.generation, u.client_state, u.created_at, \
@@ -20,7 +21,7 @@ macro_rules! select_users {
     };
 }
 
-/// The node columns [`session::node_row`] reads.
+/// The node columns [`crate::db::session::node_row`] reads.
 macro_rules! select_nodes {
     () => {
         "SELECT id, node, CAST(available AS BIGINT) AS available, \
@@ -34,10 +35,10 @@ pub(super) const SERVICE_ID: &str = "SELECT id FROM services WHERE service = $1"
 const CHECK: &str = "SELECT 1 FROM services WHERE id = $1";
 /// Every transaction allocating users or changing nodes locks the
 /// service's row first, so they run one at a time (as on SQLite).
-const LOCK_NODES: &str = "SELECT id FROM services WHERE id = $1 FOR UPDATE";
+const LOCK_NODES_SQL: &str = "SELECT id FROM services WHERE id = $1 FOR UPDATE";
 /// A user's existing records, in one order for every locker; a new user
 /// has none, but allocation holds the service's row too.
-const LOCK_USER: &str =
+const LOCK_USER_SQL: &str =
     "SELECT uid FROM users WHERE email = $1 AND service = $2 ORDER BY uid FOR UPDATE";
 /// Newest first: the current record is the first (Mozilla's order).
 const USER_RECORDS: &str = concat!(
@@ -53,11 +54,13 @@ const REPLACE_LIVE: &str = "UPDATE users SET replaced_at = $1 \
 const INSERT_USER: &str = "INSERT INTO users (service, email, generation, client_state, \
      created_at, replaced_at, nodeid, keys_changed_at) \
      VALUES ($1, $2, $3, $4, $5, NULL, $6, $7) RETURNING uid";
+/// Binds: generation, keys_changed_at twice, uid.
 const RAISE_KEYS: &str = "UPDATE users SET generation = GREATEST(generation, $1), \
      keys_changed_at = CASE WHEN keys_changed_at IS NULL OR keys_changed_at < $2 \
-     THEN $2 ELSE keys_changed_at END WHERE uid = $3";
+     THEN $3 ELSE keys_changed_at END WHERE uid = $4";
+/// Binds: generation, email, service, generation.
 const RAISE_GENERATION: &str = "UPDATE users SET generation = $1 \
-     WHERE email = $2 AND service = $3 AND replaced_at IS NULL AND generation < $1";
+     WHERE email = $2 AND service = $3 AND replaced_at IS NULL AND generation < $4";
 const RETIRE: &str = "UPDATE users SET generation = $1, replaced_at = $2 \
      WHERE email = $3 AND service = $4 AND replaced_at IS NULL";
 const DELETE_RECORD: &str = "DELETE FROM users WHERE uid = $1 AND service = $2";
@@ -86,298 +89,25 @@ const DELETE_NODE: &str = "DELETE FROM nodes WHERE id = $1";
 const UNASSIGN: &str = "UPDATE users SET replaced_at = $1 \
      WHERE service = $2 AND nodeid = $3 AND replaced_at IS NULL";
 
-/// Steps on a PostgreSQL connection or transaction.
-pub(super) struct PgSession {
-    conn: Handle<Postgres>,
-    service: i32,
+pub(super) const LOCK_NODES: Option<&str> = Some(LOCK_NODES_SQL);
+pub(super) const LOCK_USER: Option<&str> = Some(LOCK_USER_SQL);
+
+pub(super) type Service = i32;
+pub(super) type Flag = i32;
+
+pub(super) fn int(name: &str, value: i64) -> DbResult<i32> {
+    session::int_column(name, value)
 }
 
-impl PgSession {
-    pub(super) fn new(conn: Handle<Postgres>, service: i32) -> Box<Self> {
-        Box::new(Self { conn, service })
-    }
+pub(super) async fn inserted_uid(
+    query: sqlx::query::Query<'_, Postgres, PgArguments>,
+    conn: &mut PgConnection,
+) -> DbResult<i64> {
+    let row = query.fetch_one(conn).await.map_err(classify)?;
+    row.try_get(0).map_err(classify)
 }
 
-#[async_trait]
-impl Session for PgSession {
-    async fn commit(self: Box<Self>) -> DbResult<()> {
-        self.conn.commit().await.map_err(classify)
-    }
-
-    async fn lock_nodes(&mut self) -> DbResult<()> {
-        sqlx::query(LOCK_NODES)
-            .bind(self.service)
-            .fetch_one(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn lock_user(&mut self, email: &str) -> DbResult<()> {
-        sqlx::query(LOCK_USER)
-            .bind(email)
-            .bind(self.service)
-            .fetch_all(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn check(&mut self) -> DbResult<()> {
-        sqlx::query(CHECK)
-            .bind(self.service)
-            .fetch_one(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn records(&mut self, email: &str) -> DbResult<Vec<UserRecord>> {
-        let rows = sqlx::query(USER_RECORDS)
-            .bind(email)
-            .bind(self.service)
-            .fetch_all(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        rows.iter()
-            .map(|r| session::user_record(r).map_err(classify))
-            .collect()
-    }
-
-    async fn record(&mut self, uid: i64) -> DbResult<UserRecord> {
-        let row = sqlx::query(USER_RECORD)
-            .bind(uid)
-            .fetch_one(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        session::user_record(&row).map_err(classify)
-    }
-
-    async fn replace_others(&mut self, email: &str, keep: i64, at: i64) -> DbResult<()> {
-        sqlx::query(REPLACE_OTHERS)
-            .bind(at)
-            .bind(email)
-            .bind(self.service)
-            .bind(keep)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn replace_live(&mut self, email: &str, at: i64) -> DbResult<u64> {
-        let done = sqlx::query(REPLACE_LIVE)
-            .bind(at)
-            .bind(email)
-            .bind(self.service)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn insert_user(
-        &mut self,
-        email: &str,
-        keys: &KeyState,
-        node_id: i64,
-        created_at: i64,
-    ) -> DbResult<i64> {
-        sqlx::query_scalar(INSERT_USER)
-            .bind(self.service)
-            .bind(email)
-            .bind(keys.generation)
-            .bind(keys.client_state.as_hex())
-            .bind(created_at)
-            .bind(node_id)
-            .bind(keys.keys_changed_at)
-            .fetch_one(self.conn.conn())
-            .await
-            .map_err(classify)
-    }
-
-    async fn raise_keys(&mut self, uid: i64, keys: &KeyState) -> DbResult<()> {
-        sqlx::query(RAISE_KEYS)
-            .bind(keys.generation)
-            .bind(keys.keys_changed_at)
-            .bind(uid)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn raise_generation(&mut self, email: &str, generation: i64) -> DbResult<u64> {
-        let done = sqlx::query(RAISE_GENERATION)
-            .bind(generation)
-            .bind(email)
-            .bind(self.service)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn retire(&mut self, email: &str, at: i64) -> DbResult<u64> {
-        let done = sqlx::query(RETIRE)
-            .bind(i64::MAX)
-            .bind(at)
-            .bind(email)
-            .bind(self.service)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn delete_record(&mut self, uid: i64) -> DbResult<()> {
-        sqlx::query(DELETE_RECORD)
-            .bind(uid)
-            .bind(self.service)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn replaced_records(&mut self, before_ms: i64, limit: u64) -> DbResult<Vec<UserRecord>> {
-        let rows = sqlx::query(REPLACED_RECORDS)
-            .bind(self.service)
-            .bind(before_ms)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        rows.iter()
-            .map(|r| session::user_record(r).map_err(classify))
-            .collect()
-    }
-
-    async fn count_accounts(&mut self) -> DbResult<u64> {
-        let n: i64 = sqlx::query_scalar(COUNT_ACCOUNTS)
-            .bind(self.service)
-            .bind(i64::MAX)
-            .fetch_one(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(count(n))
-    }
-
-    async fn count_on_node(&mut self, node_id: i64) -> DbResult<u64> {
-        let n: i64 = sqlx::query_scalar(COUNT_ON_NODE)
-            .bind(self.service)
-            .bind(node_id)
-            .fetch_one(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(count(n))
-    }
-
-    async fn nodes(&mut self) -> DbResult<Vec<Node>> {
-        let rows = sqlx::query(NODES)
-            .bind(self.service)
-            .fetch_all(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        rows.iter()
-            .map(|r| session::node_row(r).map_err(classify))
-            .collect()
-    }
-
-    async fn node(&mut self, url: &str) -> DbResult<Option<Node>> {
-        let row = sqlx::query(NODE)
-            .bind(self.service)
-            .bind(url)
-            .fetch_optional(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        row.as_ref()
-            .map(|r| session::node_row(r).map_err(classify))
-            .transpose()
-    }
-
-    async fn add_load(&mut self, node_id: i64) -> DbResult<()> {
-        sqlx::query(ADD_LOAD)
-            .bind(node_id)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn set_available(&mut self, node_id: i64, available: i64) -> DbResult<()> {
-        sqlx::query(SET_AVAILABLE)
-            .bind(int_column("available", available)?)
-            .bind(node_id)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn insert_node(
-        &mut self,
-        url: &str,
-        capacity: i64,
-        downed: bool,
-        backoff: bool,
-    ) -> DbResult<()> {
-        let capacity = int_column("capacity", capacity)?;
-        sqlx::query(INSERT_NODE)
-            .bind(self.service)
-            .bind(url)
-            .bind(capacity)
-            .bind(capacity)
-            .bind(i32::from(downed))
-            .bind(i32::from(backoff))
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn update_node(&mut self, node_id: i64, update: &NodeUpdate) -> DbResult<()> {
-        let capacity = update
-            .capacity
-            .map(|c| int_column("capacity", c))
-            .transpose()?;
-        let available = update
-            .available
-            .map(|a| int_column("available", a))
-            .transpose()?;
-        sqlx::query(UPDATE_NODE)
-            .bind(update.node.as_deref())
-            .bind(capacity)
-            .bind(available)
-            .bind(update.downed.map(i32::from))
-            .bind(update.backoff.map(i32::from))
-            .bind(node_id)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn delete_node(&mut self, node_id: i64) -> DbResult<()> {
-        sqlx::query(DELETE_NODE)
-            .bind(node_id)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn unassign(&mut self, node_id: i64, at: i64) -> DbResult<u64> {
-        let done = sqlx::query(UNASSIGN)
-            .bind(at)
-            .bind(self.service)
-            .bind(node_id)
-            .execute(self.conn.conn())
-            .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
-    }
-}
+sql_session!(PgSession, Postgres, self);
 
 /// Lock timeouts, deadlocks and serialization failures (another writer),
 /// pool timeouts and lost connections are an outage (503); anything else
