@@ -5,7 +5,8 @@
 //! a step after a lock sees what the previous holder committed, and no gap
 //! locks make writers of different users wait for each other. A lock
 //! waited on longer than the busy timeout is a 503. `queries.rs` holds the
-//! SQL and the steps; this file, opening the database and its sessions.
+//! SQL (run by the shared session); this file, opening the database and
+//! its sessions.
 
 mod queries;
 

@@ -4,7 +4,8 @@
 //! [`Session::lock_nodes`] and [`Session::lock_user`]), at READ COMMITTED:
 //! a step after a lock sees what the previous holder committed. A lock
 //! waited on longer than the busy timeout is a 503. `queries.rs` holds the
-//! SQL and the steps; this file, opening the database and its sessions.
+//! SQL (run by the shared session); this file, opening the database and
+//! its sessions.
 
 mod queries;
 

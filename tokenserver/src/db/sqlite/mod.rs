@@ -2,7 +2,8 @@
 //! transactions (they hold the write lock from the start, so they never
 //! fail half-way on an upgrade, and one runs at a time: no row locks are
 //! needed), reads from a small pool. `queries.rs` holds the SQL
-//! (run by the shared session); this file, opening the database and its sessions.
+//! (run by the shared session); this file, opening the database and its
+//! sessions.
 
 mod queries;
 
