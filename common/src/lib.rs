@@ -18,6 +18,8 @@ pub mod ops;
 /// Connecting to PostgreSQL and classifying its errors, for both services.
 #[cfg(feature = "postgres")]
 pub mod postgres;
+/// The notice a tokenserver sends a storage node to refuse old tokens.
+pub mod revocation;
 /// A redacted string type for secrets.
 pub mod secret;
 /// Serving a router with graceful shutdown.

@@ -14,3 +14,19 @@ pub async fn to_completion<T: Send + 'static>(
 ) -> Result<T, tokio::task::JoinError> {
     tokio::spawn(work).await
 }
+
+/// A background task that stops when its owner drops this (a server's
+/// loops end with the server, not with the process).
+pub struct Background(tokio::task::JoinHandle<()>);
+
+impl Background {
+    pub fn spawn(work: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self(tokio::spawn(work))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -61,6 +61,11 @@ pub struct TokenPayload {
     pub tokenserver_origin: String,
     /// Random hex; the HKDF salt for the derived secret.
     pub salt: String,
+    /// The node's token epoch when this was minted: a node refuses tokens
+    /// from before its current epoch (ADR 0012). Absent (0) in tokens of
+    /// other tokenservers and of ours before epochs existed.
+    #[serde(default)]
+    pub node_epoch: u64,
 }
 
 fn default_origin() -> String {
@@ -254,6 +259,7 @@ mod tests {
             uid: 42,
             tokenserver_origin: "rust".into(),
             salt: "a1b2c3".into(),
+            node_epoch: 0,
         }
     }
 

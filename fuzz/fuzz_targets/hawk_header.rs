@@ -29,6 +29,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         uid: 7,
         tokenserver_origin: "rust".into(),
         salt: "abcdef".into(),
+        node_epoch: 0,
     };
     let token = secrets.make_token(&payload).expect("a token").token;
     Fixture {

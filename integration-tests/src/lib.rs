@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bench;
+pub mod cluster;
 pub mod db;
 pub mod fxa;
 pub mod otlp;

@@ -37,12 +37,15 @@ impl Server {
     }
 
     /// Starts a separate service (`syncstorage`, `tokenserver`: they do not
-    /// announce a URL) with `env`, on a free port.
+    /// announce a URL) with `env`, on a free port unless `SYNC_PORT` is
+    /// given.
     pub async fn start_service(binary: &str, env: &[(&str, &str)]) -> Self {
         let mut server = Self::new(binary, false);
         let port = crate::free_port().to_string();
         let mut env = env.to_vec();
-        env.push(("SYNC_PORT", port.as_str()));
+        if !env.iter().any(|(key, _)| *key == "SYNC_PORT") {
+            env.push(("SYNC_PORT", port.as_str()));
+        }
         server.spawn_limited(&env, None).await;
         server
     }

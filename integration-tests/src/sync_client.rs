@@ -157,6 +157,24 @@ impl SyncClient {
         counted
     }
 
+    /// A request signed for `<endpoint><path>` but sent to the same path
+    /// at `via` (another process serving the endpoint's node).
+    pub async fn send_via(&self, via: &str, method: Method, path: &str) -> Reply {
+        let request = self.signed(method, path, None).build().unwrap();
+        let mut url = reqwest::Url::parse(via).unwrap();
+        url.set_path(request.url().path());
+        url.set_query(request.url().query());
+        let mut request = request;
+        *request.url_mut() = url;
+        Reply::read(self.http.execute(request).await.unwrap()).await
+    }
+
+    /// A HAWK-signed request to any `url` with this client's token.
+    pub async fn send_to(&self, method: Method, url: &str, body: Option<&Value>) -> Reply {
+        let request = self.signed_url(method, url.to_owned(), body);
+        Reply::read(request.send().await.unwrap()).await
+    }
+
     /// A HAWK-signed request, for callers that add headers of their own.
     pub fn signed(
         &self,
@@ -164,7 +182,15 @@ impl SyncClient {
         path: &str,
         body: Option<&Value>,
     ) -> reqwest::RequestBuilder {
-        let url = format!("{}{path}", self.endpoint);
+        self.signed_url(method, format!("{}{path}", self.endpoint), body)
+    }
+
+    fn signed_url(
+        &self,
+        method: Method,
+        url: String,
+        body: Option<&Value>,
+    ) -> reqwest::RequestBuilder {
         let parsed = reqwest::Url::parse(&url).unwrap();
         let path_and_query = match parsed.query() {
             Some(q) => format!("{}?{q}", parsed.path()),

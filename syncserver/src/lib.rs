@@ -10,10 +10,13 @@ mod health;
 mod node;
 /// Deleting purged users' data from the local storage.
 pub mod purge;
+/// Revocations for the own node, straight into its storage.
+pub mod revocations;
 /// The generated, persisted master secret.
 pub mod secret;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::middleware;
 use axum::response::IntoResponse;
@@ -22,7 +25,9 @@ use sync_common::telemetry::MetricsListener;
 use tokio::net::TcpListener;
 
 pub use config::Config;
+use revocations::LocalFirst;
 pub use secret::{ensure_master_secret, SecretSource};
+use tokenserver::revocations::OverHttp;
 
 /// Why the server could not start, as a sentence for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +70,14 @@ pub async fn serve(
     let public_url = config.public_url();
     node::register(tokens.store.as_ref(), &public_url).await?;
     reserve_stored_uids(storage.store.as_ref(), tokens.store.as_ref()).await?;
-    let purger = syncstorage::purge::spawn(storage.store.clone(), &storage.config.syncstorage);
+    let _background = syncstorage::Background::start(&storage);
+    let postbox = LocalFirst {
+        url: public_url.clone(),
+        local: storage.revocations.clone(),
+        remote: OverHttp::new(&tokens.config, &config.tokens().secrets())
+            .map_err(|e| StartError::Config(vec![e]))?,
+    };
+    let _courier = tokenserver::start_courier(&tokens, Arc::new(postbox));
     let token_store = tokens.store.clone();
     let _nodes = tokenserver::metrics::start(token_store.clone());
     syncstorage::metrics::init();
@@ -79,7 +91,6 @@ pub async fn serve(
         // Outermost, so that it sees the answer the client gets.
         .layer(middleware::from_fn(sync_common::telemetry::observe));
     let result = sync_common::server::serve(router, listener, &config.connections, shutdown).await;
-    purger.abort();
     Ok(result?)
 }
 

@@ -4,12 +4,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use sync_common::cli::{exit_code, load_and_start_logging, CliResult};
 use syncserver::purge::LocalStorage;
+use syncserver::revocations::LocalFirst;
 use syncserver::{ensure_master_secret, Config, SecretSource};
 use tokenserver::admin;
+use tokenserver::revocations::{OverHttp, Postbox};
+use tokenserver::TokenserverConfig;
 
 #[derive(Parser)]
 #[command(
@@ -53,8 +57,14 @@ async fn main() -> ExitCode {
         Command::Serve => serve(config).await,
         Command::Config => print_config(config),
         Command::Healthcheck => healthcheck(&config).await,
-        Command::User(command) => admin::user(&config.tokens().tokenserver, command).await,
-        Command::Node(command) => admin::node(&config.tokens().tokenserver, command).await,
+        Command::User(command) => match postbox(config).await {
+            Ok((config, postbox)) => admin::user(&config, command, Some(postbox)).await,
+            Err(e) => Err(e),
+        },
+        Command::Node(command) => match postbox(config).await {
+            Ok((config, postbox)) => admin::node(&config, command, Some(postbox)).await,
+            Err(e) => Err(e),
+        },
         Command::PurgeReplaced(args) => purge(config, args).await,
     })
 }
@@ -111,13 +121,36 @@ fn print_config(mut config: Config) -> CliResult {
     }
 }
 
-/// Purges replaced records and deletes their data from this server's storage.
-async fn purge(mut config: Config, args: admin::PurgeArgs) -> CliResult {
+/// The tokenserver settings, and where revocations go: this server's own
+/// node takes them straight into its storage database (the running server
+/// rereads them there), other nodes over HTTP.
+async fn postbox(
+    mut config: Config,
+) -> Result<(TokenserverConfig, Arc<dyn Postbox>), Box<dyn std::error::Error>> {
+    let storage = local_storage(&mut config).await?;
+    let tokens = config.tokens();
+    let postbox = LocalFirst {
+        url: config.public_url(),
+        local: storage.revocations,
+        remote: OverHttp::new(&tokens.tokenserver, &tokens.secrets())?,
+    };
+    Ok((tokens.tokenserver, Arc::new(postbox)))
+}
+
+/// This server's storage, for operator commands.
+async fn local_storage(
+    config: &mut Config,
+) -> Result<syncstorage::AppState, Box<dyn std::error::Error>> {
     // The storage database needs no secret for this; only serving does.
-    if ensure_master_secret(&mut config, false)? == SecretSource::Missing {
+    if ensure_master_secret(config, false)? == SecretSource::Missing {
         config.master_secret = sync_common::secret::Secret::new("unused-by-operator-commands");
     }
-    let storage = syncstorage::build_state(config.storage()).await?;
+    Ok(syncstorage::build_state(config.storage()).await?)
+}
+
+/// Purges replaced records and deletes their data from this server's storage.
+async fn purge(mut config: Config, args: admin::PurgeArgs) -> CliResult {
+    let storage = local_storage(&mut config).await?;
     let local = LocalStorage(storage.store.clone());
     admin::purge(&config.tokens().tokenserver, args, Some(&local)).await
 }

@@ -78,6 +78,10 @@ pub struct StorageConfig {
     pub alert: Option<String>,
     /// Answer every storage request with 513 and a hard end-of-life alert.
     pub decommissioned: bool,
+    /// How often each process rereads the tokens the tokenserver revoked
+    /// from the database (a notice takes effect at once on the process
+    /// that takes it; on its replicas within this many seconds).
+    pub revocation_refresh_seconds: u64,
 }
 
 impl Default for Config {
@@ -117,6 +121,7 @@ impl Default for StorageConfig {
             backoff_seconds: None,
             alert: None,
             decommissioned: false,
+            revocation_refresh_seconds: 2,
         }
     }
 }
@@ -150,6 +155,9 @@ impl Config {
                     "syncstorage.replay_cache_url {url} must be a redis:// URL"
                 ));
             }
+        }
+        if s.revocation_refresh_seconds == 0 {
+            problems.push("syncstorage.revocation_refresh_seconds must be greater than 0".into());
         }
         if s.request_timeout_seconds == 0 {
             problems.push("syncstorage.request_timeout_seconds must be greater than 0".into());

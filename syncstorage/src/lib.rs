@@ -17,6 +17,8 @@ pub mod metrics;
 pub mod model;
 /// The background purge of expired data.
 pub mod purge;
+/// The tokens the tokenserver revoked, as the request path reads them.
+pub mod revocations;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -71,7 +73,9 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     };
     let nonces = replay_cache(storage).await?;
     let hawk = HawkVerifier::new(secrets, storage.hawk_skew_seconds, nonces);
+    let revocations = revocations::Revocations::load(store.clone()).await?;
     Ok(AppState {
+        revocations,
         store,
         hawk: Arc::new(hawk),
         public_origin,
@@ -113,9 +117,27 @@ pub async fn serve(
         .await
         .map_err(|e| StartError::Config(vec![e]))?;
     let state = build_state(config).await?;
-    let purger = purge::spawn(state.store.clone(), &state.config.syncstorage);
+    let _background = Background::start(&state);
     metrics::init();
     let result = sync_common::server::serve(router(state), listener, &connections, shutdown).await;
-    purger.abort();
     Ok(result?)
+}
+
+/// The node's background work: the purge of expired data and the reread
+/// of revocations. Stopped when dropped.
+pub struct Background {
+    _tasks: Vec<sync_common::task::Background>,
+}
+
+impl Background {
+    pub fn start(state: &AppState) -> Self {
+        let storage = &state.config.syncstorage;
+        let refresh = std::time::Duration::from_secs(storage.revocation_refresh_seconds);
+        Self {
+            _tasks: vec![
+                purge::spawn(state.store.clone(), storage),
+                state.revocations.spawn_refresher(refresh),
+            ],
+        }
+    }
 }

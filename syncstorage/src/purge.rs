@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
+use sync_common::task::Background;
 
 use crate::config::StorageConfig;
 use crate::db::{DbResult, Purged, SyncStore};
@@ -33,10 +33,10 @@ async fn purge_chunks(store: &dyn SyncStore, chunk: u64, total: &mut Purged) -> 
 }
 
 /// Starts the periodic purge (a no-op task when the interval is 0).
-pub fn spawn(store: Arc<dyn SyncStore>, config: &StorageConfig) -> JoinHandle<()> {
+pub fn spawn(store: Arc<dyn SyncStore>, config: &StorageConfig) -> Background {
     let interval = config.purge_interval_seconds;
     let chunk = config.purge_chunk_rows.max(1);
-    tokio::spawn(async move {
+    Background::spawn(async move {
         if interval == 0 {
             return;
         }

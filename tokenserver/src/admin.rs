@@ -12,6 +12,7 @@ use crate::db::{self, Node, NodeUpdate, TokenStore, UserRecord};
 use crate::model::keys::ClientState;
 use crate::model::user::KeyState;
 use crate::purge::{self, DataPolicy, UserData};
+use crate::revocations::{Courier, Postbox};
 
 #[derive(Subcommand)]
 pub enum NodeCommand {
@@ -48,7 +49,14 @@ pub enum NodeCommand {
         backoff: Option<bool>,
     },
     /// Stop giving the node new users and move its users elsewhere.
-    Drain { url: String },
+    Drain {
+        url: String,
+        /// Also refuse every token issued for the node so far, so all its
+        /// clients fetch new ones at once (users still placed there get it
+        /// again).
+        #[arg(long)]
+        now: bool,
+    },
     /// Move the node's users elsewhere at their next token request.
     Unassign { url: String },
     /// Unassign the node's users, then delete it.
@@ -118,7 +126,13 @@ pub async fn migrate(settings: &TokenserverConfig) -> CliResult {
     Ok(())
 }
 
-pub async fn node(settings: &TokenserverConfig, command: NodeCommand) -> CliResult {
+/// Runs a node command. Revocations it queues go out through `postbox`
+/// at once (`None`: no master secret here; the servers deliver them).
+pub async fn node(
+    settings: &TokenserverConfig,
+    command: NodeCommand,
+    postbox: Option<Arc<dyn Postbox>>,
+) -> CliResult {
     // Adding the first node is how a deployment starts: it may create the
     // database. Everything else needs an existing one.
     let store = if matches!(command, NodeCommand::Add { .. }) {
@@ -165,7 +179,7 @@ pub async fn node(settings: &TokenserverConfig, command: NodeCommand) -> CliResu
             let node = store.update_node(&url, &update).await?;
             print_nodes(&[node]);
         }
-        NodeCommand::Drain { url } => {
+        NodeCommand::Drain { url, now } => {
             let update = NodeUpdate {
                 backoff: Some(true),
                 ..NodeUpdate::default()
@@ -173,6 +187,10 @@ pub async fn node(settings: &TokenserverConfig, command: NodeCommand) -> CliResu
             store.update_node(&url, &update).await?;
             let moved = store.unassign_node(&url).await?;
             println!("drained {url}: no new users; {moved} users move at their next sync");
+            if now {
+                let epoch = store.revoke_node_tokens(&url).await?;
+                println!("every token issued for {url} so far is refused (epoch {epoch})");
+            }
         }
         NodeCommand::Unassign { url } => {
             let moved = store.unassign_node(&url).await?;
@@ -183,10 +201,15 @@ pub async fn node(settings: &TokenserverConfig, command: NodeCommand) -> CliResu
             println!("removed node {url}; {moved} users move at their next sync");
         }
     }
-    Ok(())
+    deliver(settings, store, postbox).await
 }
 
-pub async fn user(settings: &TokenserverConfig, command: UserCommand) -> CliResult {
+/// Runs a user command; revocations go out as for [`node`].
+pub async fn user(
+    settings: &TokenserverConfig,
+    command: UserCommand,
+    postbox: Option<Arc<dyn Postbox>>,
+) -> CliResult {
     let store = open(settings).await?;
     match command {
         UserCommand::Show { user } => {
@@ -219,6 +242,31 @@ pub async fn user(settings: &TokenserverConfig, command: UserCommand) -> CliResu
         UserCommand::Count { node } => {
             println!("{}", store.count_users(node.as_deref()).await?);
         }
+    }
+    deliver(settings, store, postbox).await
+}
+
+/// Delivers the revocations waiting (a command may have queued some), and
+/// says where they could not go yet.
+async fn deliver(
+    settings: &TokenserverConfig,
+    store: Arc<dyn TokenStore>,
+    postbox: Option<Arc<dyn Postbox>>,
+) -> CliResult {
+    let Some(postbox) = postbox else {
+        return Ok(());
+    };
+    let delivery = Courier::new(store, postbox, settings).deliver().await?;
+    if delivery.delivered > 0 {
+        println!(
+            "the nodes refuse the old tokens now ({} revocations delivered)",
+            delivery.delivered
+        );
+    }
+    for (node, why) in &delivery.failed {
+        println!(
+            "revocations wait for {node} ({why}): the tokenserver delivers them once it answers"
+        );
     }
     Ok(())
 }

@@ -86,6 +86,13 @@ pub struct TokenserverConfig {
     pub init_node_url: Option<String>,
     /// Capacity of `init_node_url`.
     pub init_node_capacity: i64,
+    /// Seconds between deliveries of queued revocations to the nodes (a
+    /// move reaches its old node within about this long plus the node's
+    /// `revocation_refresh_seconds`).
+    pub revocation_interval_seconds: u64,
+    /// Calls to storage nodes (revocations, data deletion) give up after
+    /// this many seconds.
+    pub node_timeout_seconds: u64,
 }
 
 impl Default for Config {
@@ -128,6 +135,8 @@ impl Default for TokenserverConfig {
             request_timeout_seconds: 30,
             init_node_url: None,
             init_node_capacity: 100_000,
+            revocation_interval_seconds: 1,
+            node_timeout_seconds: 5,
         }
     }
 }
@@ -199,8 +208,17 @@ impl TokenserverConfig {
         if self.fxa_oauth_jwks_cache_seconds == 0 {
             problems.push("tokenserver.fxa_oauth_jwks_cache_seconds must be greater than 0".into());
         }
-        if self.token_duration == 0 {
-            problems.push("tokenserver.token_duration must be greater than 0".into());
+        for (name, value) in [
+            ("token_duration", self.token_duration),
+            (
+                "revocation_interval_seconds",
+                self.revocation_interval_seconds,
+            ),
+            ("node_timeout_seconds", self.node_timeout_seconds),
+        ] {
+            if value == 0 {
+                problems.push(format!("tokenserver.{name} must be greater than 0"));
+            }
         }
         if !(self.node_capacity_release_rate > 0.0 && self.node_capacity_release_rate <= 1.0) {
             problems.push("tokenserver.node_capacity_release_rate must be in (0, 1]".into());

@@ -21,8 +21,12 @@ pub mod error;
 pub mod metrics;
 /// The protocol's rules as pure code.
 pub mod model;
+/// Signed calls to storage nodes.
+pub mod node_client;
 /// Purging replaced user records and their storage data.
 pub mod purge;
+/// Delivering revocations to storage nodes.
+pub mod revocations;
 /// The user-record workflow of a token request.
 pub mod users;
 
@@ -145,5 +149,20 @@ pub async fn serve(
     )
     .await?;
     let _nodes = metrics::start(state.store.clone());
+    let postbox = revocations::OverHttp::new(&config.tokenserver, &config.secrets())
+        .map_err(|e| StartError::Config(vec![e]))?;
+    let _courier = start_courier(&state, Arc::new(postbox));
     Ok(sync_common::server::serve(router(state), listener, &config.connections, shutdown).await?)
+}
+
+/// Delivers the revocations `state`'s store queues through `postbox`,
+/// until dropped.
+pub fn start_courier(
+    state: &AppState,
+    postbox: Arc<dyn revocations::Postbox>,
+) -> sync_common::task::Background {
+    let courier = revocations::Courier::new(state.store.clone(), postbox, &state.config);
+    courier.spawn(Duration::from_secs(
+        state.config.revocation_interval_seconds,
+    ))
 }

@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use sync_common::cli::{exit_code, load_and_start_logging, CliResult};
 use sync_common::token::TokenSecrets;
 use tokenserver::admin;
 use tokenserver::purge::OverHttp;
+use tokenserver::revocations::{self, Postbox};
 use tokenserver::Config;
 
 #[derive(Parser)]
@@ -54,8 +56,8 @@ async fn main() -> ExitCode {
         Command::Migrate => admin::migrate(&config.tokenserver).await,
         Command::Config => print_config(&config),
         Command::Healthcheck => healthcheck(&config).await,
-        Command::Node(command) => admin::node(&config.tokenserver, command).await,
-        Command::User(command) => admin::user(&config.tokenserver, command).await,
+        Command::Node(command) => admin::node(&config.tokenserver, command, postbox(&config)).await,
+        Command::User(command) => admin::user(&config.tokenserver, command, postbox(&config)).await,
         Command::PurgeReplaced(args) => purge(&config, args).await,
     })
 }
@@ -72,6 +74,21 @@ async fn healthcheck(config: &Config) -> CliResult {
     sync_common::server::healthcheck(&config.host, config.port).await?;
     println!("healthy");
     Ok(())
+}
+
+/// Revocations go to the nodes over HTTP when the master secret is known.
+fn postbox(config: &Config) -> Option<Arc<dyn Postbox>> {
+    let secrets = config.secrets();
+    if secrets.is_empty() {
+        return None;
+    }
+    match revocations::OverHttp::new(&config.tokenserver, &secrets) {
+        Ok(postbox) => Some(Arc::new(postbox)),
+        Err(e) => {
+            eprintln!("revocations cannot be delivered from here ({e}); the servers will");
+            None
+        }
+    }
 }
 
 /// Purges with data deletion over HTTP when the master secret is known.

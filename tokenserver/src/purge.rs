@@ -4,12 +4,13 @@
 //! record only once that worked, so nothing is forgotten while its data
 //! still exists. Records of nodes that are gone can be dropped on request.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use hawk::{Credentials, DigestAlgorithm, Key, RequestBuilder};
-use sync_common::token::{TokenPayload, TokenSecrets};
+use reqwest::{Method, StatusCode};
+use sync_common::token::TokenSecrets;
 
 use crate::db::{DbResult, TokenStore, UserRecord};
+use crate::node_client::NodeClient;
 
 /// What a purge did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -78,80 +79,30 @@ pub async fn purge_replaced(
 /// Storage nodes reached over HTTP: a HAWK-signed `DELETE /1.5/{uid}` with
 /// a short token minted from the master secrets.
 pub struct OverHttp {
-    http: reqwest::Client,
-    secrets: TokenSecrets,
+    nodes: NodeClient,
 }
 
 impl OverHttp {
     pub fn new(secrets: TokenSecrets) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(Self { http, secrets })
+        let nodes = NodeClient::new(secrets, Duration::from_secs(30))?;
+        Ok(Self { nodes })
     }
 }
 
 #[async_trait::async_trait]
 impl UserData for OverHttp {
     async fn delete(&self, node: &str, uid: i64) -> Result<(), String> {
-        delete_data(&self.http, &self.secrets, node, uid).await
-    }
-}
-
-/// Deletes everything `uid` stores on `node`.
-async fn delete_data(
-    http: &reqwest::Client,
-    secrets: &TokenSecrets,
-    node: &str,
-    uid: i64,
-) -> Result<(), String> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|e| e.to_string())?;
-    let payload = TokenPayload {
-        node: node.to_owned(),
-        fxa_kid: String::new(),
-        fxa_uid: String::new(),
-        hashed_device_id: String::new(),
-        hashed_fxa_uid: String::new(),
-        expires: now.as_secs() + 300,
-        uid: u64::try_from(uid).map_err(|e| e.to_string())?,
-        tokenserver_origin: "rust".into(),
-        salt: TokenPayload::random_salt(),
-    };
-    let token = secrets.make_token(&payload).map_err(|e| e.to_string())?;
-    let url = format!("{node}/1.5/{uid}");
-    let parsed: http::Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
-    let host = parsed.host().ok_or("the node URL has no host")?;
-    let port = parsed
-        .port_u16()
-        .unwrap_or(if parsed.scheme_str() == Some("https") {
-            443
+        let uid = u64::try_from(uid).map_err(|e| e.to_string())?;
+        let path = format!("/1.5/{uid}");
+        let response = self
+            .nodes
+            .send("storage node", node, uid, Method::DELETE, &path, None)
+            .await?;
+        // 404: nothing stored; both mean the data is gone.
+        if response.status().is_success() || response.status() == StatusCode::NOT_FOUND {
+            Ok(())
         } else {
-            80
-        });
-    let credentials = Credentials {
-        id: token.token,
-        key: Key::new(token.derived_secret.as_bytes(), DigestAlgorithm::Sha256)
-            .map_err(|e| e.to_string())?,
-    };
-    let header = RequestBuilder::new("DELETE", host, port, parsed.path())
-        .request()
-        .make_header(&credentials)
-        .map_err(|e| e.to_string())?;
-    let response = http
-        .delete(&url)
-        .header("Authorization", format!("Hawk {header}"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    // 404: nothing stored; both mean the data is gone.
-    if response.status().is_success() || response.status() == reqwest::StatusCode::NOT_FOUND {
-        Ok(())
-    } else {
-        Err(format!("the node answered {}", response.status()))
+            Err(format!("the node answered {}", response.status()))
+        }
     }
 }

@@ -251,6 +251,7 @@ mod tests {
             uid: 7,
             tokenserver_origin: "rust".into(),
             salt: "abcdef".into(),
+            node_epoch: 0,
         };
         let minted = secrets.make_token(&payload).unwrap();
         (

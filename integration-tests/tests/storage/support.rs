@@ -126,6 +126,7 @@ impl TestServer {
             uid,
             tokenserver_origin: "rust".into(),
             salt: TokenPayload::random_salt(),
+            node_epoch: 0,
         }
     }
 

@@ -4,7 +4,7 @@
 use integration_tests::fxa::{unix_now, TestKey};
 use serde_json::{json, Value};
 
-use crate::support::TestTokenserver;
+use crate::support::{TestTokenserver, NODE};
 
 const CLIENT_ID: &str = "sync-tokenserver-test";
 const ISSUER: &str = "https://accounts.firefox.com/";
@@ -63,6 +63,14 @@ async fn a_deleted_account_is_retired_and_refused() {
     );
     let refused = ts.request("del", Some(20), "20-u7s").send().await;
     refused.assert_error(401, "invalid-generation", "body", "", "Unauthorized");
+    // Both uids are revoked on the node (the key reset's and the deletion's;
+    // the node does not exist here, so they wait).
+    let pending = ts.store.pending_revocations(NODE, 10).await.unwrap();
+    let mut revoked: Vec<i64> = pending.iter().filter_map(|r| r.uid).collect();
+    revoked.sort_unstable();
+    let mut uids: Vec<i64> = records.iter().map(|r| r.uid).collect();
+    uids.sort_unstable();
+    assert_eq!(revoked, uids);
 }
 
 #[tokio::test]

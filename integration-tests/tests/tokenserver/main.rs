@@ -14,6 +14,7 @@ mod nodes;
 mod oauth;
 mod outage;
 mod purge;
+mod revocations;
 mod schema;
 mod success;
 mod support;

@@ -1,14 +1,18 @@
 //! HAWK authentication for `/1.5/{uid}/…`: buffers the body (bounded by
 //! `max_request_bytes`), verifies the signature against the host and port
 //! the client used, and checks that the token is for this node and for the
-//! uid in the path. Handlers receive the result as [`HawkUser`].
+//! uid in the path, and was not revoked. Handlers receive the result as
+//! [`HawkUser`].
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::Response;
 use sync_common::hawk::{HawkError, HawkRequest};
+use sync_common::revocation::TOKENSERVER_UID;
+use sync_common::token::TokenPayload;
 
 use crate::api::AppState;
 use crate::db::Uid;
@@ -87,15 +91,42 @@ pub async fn require_hawk(
     next: Next,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = request.into_parts();
+    let path_uid = path_uid(parts.uri.path());
+    // Clients may check for changes with an expired token (spec: info/collections).
+    let allow_expired = parts.method == http::Method::GET
+        && path_uid.is_some_and(|uid| parts.uri.path() == format!("/1.5/{uid}/info/collections"));
+    let (token, body) = authenticate(&state, &parts, body, allow_expired).await?;
+    let path_uid = path_uid.ok_or(ApiError::NotFound)?;
+    if token.uid == TOKENSERVER_UID || token.uid != path_uid {
+        tracing::debug!("token is for another user");
+        return Err(ApiError::Unauthorized { stale: None });
+    }
+    if state.revocations.refuses(&token) {
+        tracing::debug!("token was revoked: the user moved");
+        return Err(ApiError::Unauthorized { stale: None });
+    }
+    let uid = Uid::new(token.uid).ok_or(ApiError::Unauthorized { stale: None })?;
+    parts.extensions.insert(HawkUser { uid });
+    Ok(next.run(Request::from_parts(parts, Body::from(body))).await)
+}
+
+/// Verifies a HAWK-signed request: the signature against the host and port
+/// the client used, the token's expiry (unless `allow_expired`), and that
+/// the token is for this node. Returns the token and the body (no body is
+/// read for a request without a genuine token).
+pub async fn authenticate(
+    state: &AppState,
+    parts: &Parts,
+    body: Body,
+    allow_expired: bool,
+) -> ApiResult<(TokenPayload, bytes::Bytes)> {
     let authorization = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    // No body is read for a request without a genuine token.
     let signed = state.hawk.precheck(authorization).map_err(unauthorized)?;
     let limit = state.config.syncstorage.limits.max_request_bytes();
     let body = read_body(&parts.headers, body, limit).await?;
-    let path_uid = path_uid(parts.uri.path()).ok_or(ApiError::NotFound)?;
     let origin = match &state.public_origin {
         Some(origin) => origin.clone(),
         None => Origin::from_request(&parts.headers, state.config.trust_forwarded_headers)
@@ -116,23 +147,17 @@ pub async fn require_hawk(
             .and_then(|v| v.to_str().ok()),
         body: &body,
     };
-    // Clients may check for changes with an expired token (spec: info/collections).
-    let allow_expired = parts.method == http::Method::GET
-        && parts.uri.path() == format!("/1.5/{path_uid}/info/collections");
     let now = SyncTimestamp::now().as_seconds();
     let token = state
         .hawk
         .verify_signed(signed, &hawk_request, now, allow_expired)
         .await
         .map_err(unauthorized)?;
-    let node_ok = Origin::parse(&token.node).is_ok_and(|node| node == origin);
-    if !node_ok || token.uid != path_uid {
-        tracing::debug!(node_ok, "token is for another node or user");
+    if !Origin::parse(&token.node).is_ok_and(|node| node == origin) {
+        tracing::debug!("token is for another node");
         return Err(ApiError::Unauthorized { stale: None });
     }
-    let uid = Uid::new(token.uid).ok_or(ApiError::Unauthorized { stale: None })?;
-    parts.extensions.insert(HawkUser { uid });
-    Ok(next.run(Request::from_parts(parts, Body::from(body))).await)
+    Ok((token, body))
 }
 
 fn unauthorized(err: HawkError) -> ApiError {

@@ -12,6 +12,7 @@ mod ops;
 pub mod query;
 mod records;
 mod reply;
+mod revocations;
 mod upload_limits;
 mod user;
 
@@ -23,7 +24,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{middleware, Router};
 use sync_common::hawk::HawkVerifier;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -32,6 +33,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::config::Config;
 use crate::db::SyncStore;
 use crate::error::ApiError;
+use crate::revocations::Revocations;
 use auth::Origin;
 
 /// What every handler can reach.
@@ -42,6 +44,8 @@ pub struct AppState {
     pub hawk: Arc<HawkVerifier>,
     /// The configured public origin, if any (else taken from each request).
     pub public_origin: Option<Origin>,
+    /// The tokens the tokenserver revoked.
+    pub revocations: Arc<Revocations>,
 }
 
 impl AppState {
@@ -90,7 +94,8 @@ pub fn routes(state: AppState) -> Router {
     let ops = Router::new()
         .route("/__heartbeat__", get(ops::heartbeat))
         .route("/__lbheartbeat__", get(sync_common::ops::lbheartbeat))
-        .route("/__version__", get(sync_common::ops::version));
+        .route("/__version__", get(sync_common::ops::version))
+        .route(sync_common::revocation::PATH, post(revocations::record));
     let timeout = Duration::from_secs(state.config.syncstorage.request_timeout_seconds);
     Router::new()
         .merge(storage)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
+use sync_common::revocation::Notice;
 use sync_common::telemetry::db::{Database, Outcome};
 
 use super::{
@@ -16,6 +17,7 @@ use super::{
 use crate::model::bso::{Bso, BsoId, BsoInput, CollectionName};
 use crate::model::paging::BsoQuery;
 use crate::model::precondition::Precondition;
+use crate::model::revocation::Revoked;
 use crate::model::timestamp::SyncTimestamp;
 
 /// A [`SyncStore`] whose operations cannot be cancelled once started.
@@ -275,6 +277,19 @@ impl SyncStore for Detached {
 
     async fn highest_uid(&self) -> DbResult<Option<u64>> {
         self.run("highest_uid", |s| async move { s.highest_uid().await })
+            .await
+    }
+
+    async fn record_revocations(&self, notice: &Notice, now: u64) -> DbResult<()> {
+        let notice = notice.clone();
+        self.run("record_revocations", |s| async move {
+            s.record_revocations(&notice, now).await
+        })
+        .await
+    }
+
+    async fn revocations(&self, now: u64) -> DbResult<Revoked> {
+        self.run("revocations", |s| async move { s.revocations(now).await })
             .await
     }
 }

@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sync_common::db_url::{Backend, DatabaseUrl};
+use sync_common::revocation::Notice;
 
 use crate::model::bso::{Bso, BsoId, BsoInput, CollectionName};
 use crate::model::paging::BsoQuery;
 use crate::model::precondition::{Precondition, Unmet};
+use crate::model::revocation::Revoked;
 use crate::model::timestamp::SyncTimestamp;
 
 mod detached;
@@ -292,6 +294,13 @@ pub trait SyncStore: Send + Sync {
     /// The largest uid with anything stored, if any: a tokenserver must never
     /// hand it out to someone else (see the all-in-one's start).
     async fn highest_uid(&self) -> DbResult<Option<u64>>;
+
+    /// Records a tokenserver's notice (ADR 0012), and forgets revoked uids
+    /// whose tokens have all expired by `now` (unix seconds).
+    async fn record_revocations(&self, notice: &Notice, now: u64) -> DbResult<()>;
+
+    /// What this node refuses at `now` (unix seconds).
+    async fn revocations(&self, now: u64) -> DbResult<Revoked>;
 }
 
 /// Opens the database named by `url` (creating and migrating it as needed).

@@ -185,6 +185,16 @@ pub trait Session: Send {
     async fn purge_expired(&mut self, now: SyncTimestamp, limit: i64) -> DbResult<Purged>;
     /// The largest uid with anything stored.
     async fn highest_uid(&mut self) -> DbResult<Option<i64>>;
+
+    // Revocations (ADR 0012); times in unix seconds.
+    /// Refuses every token of `uids` until `expires` at least.
+    async fn revoke_uids(&mut self, uids: &[i64], expires: i64) -> DbResult<()>;
+    /// Raises `node`'s epoch to `epoch` (never lowers it).
+    async fn raise_epoch(&mut self, node: &str, epoch: i64) -> DbResult<()>;
+    /// Forgets revoked uids whose tokens have all expired by `now`.
+    async fn forget_revoked(&mut self, now: i64) -> DbResult<()>;
+    /// The uids refused at `now`, and every node's epoch.
+    async fn revocations(&mut self, now: i64) -> DbResult<(Vec<i64>, Vec<(String, i64)>)>;
 }
 
 /// What one of a dialect's purge statements removes.

@@ -620,6 +620,53 @@ macro_rules! sql_session {
                     .await
                     .map_err($classify)
             }
+
+            async fn revoke_uids(&mut self, uids: &[i64], expires: i64) -> $crate::db::DbResult<()> {
+                for chunk in uids.chunks($crate::db::sql_session::ROWS_PER_STATEMENT) {
+                    let mut sql = sqlx::QueryBuilder::<$db>::new($sql::REVOKE_UIDS);
+                    sql.push_values(chunk, |mut row, uid| {
+                        row.push_bind(*uid).push_bind(expires);
+                    });
+                    sql.push($sql::REVOKE_UIDS_SUFFIX);
+                    sql.build().execute(&mut *self.tx).await.map_err($classify)?;
+                }
+                Ok(())
+            }
+
+            async fn raise_epoch(&mut self, node: &str, epoch: i64) -> $crate::db::DbResult<()> {
+                sqlx::query($sql::RAISE_EPOCH)
+                    .bind(node)
+                    .bind(epoch)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($classify)?;
+                Ok(())
+            }
+
+            async fn forget_revoked(&mut self, now: i64) -> $crate::db::DbResult<()> {
+                sqlx::query($sql::FORGET_REVOKED)
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($classify)?;
+                Ok(())
+            }
+
+            async fn revocations(
+                &mut self,
+                now: i64,
+            ) -> $crate::db::DbResult<(Vec<i64>, Vec<(String, i64)>)> {
+                let uids = sqlx::query_scalar($sql::REVOKED_UIDS)
+                    .bind(now)
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err($classify)?;
+                let epochs = sqlx::query_as($sql::NODE_EPOCHS)
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err($classify)?;
+                Ok((uids, epochs))
+            }
         }
     };
 }

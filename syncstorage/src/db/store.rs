@@ -8,6 +8,7 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
+use sync_common::revocation::Notice;
 use sync_common::telemetry::db::wait_for_connection;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -21,6 +22,7 @@ use crate::metrics;
 use crate::model::bso::{apply, fold, parse_bso, Bso, BsoId, BsoInput, CollectionName, WriteTime};
 use crate::model::paging::{BsoQuery, PageHead};
 use crate::model::precondition::Precondition;
+use crate::model::revocation::Revoked;
 use crate::model::timestamp::SyncTimestamp;
 
 /// Rows per statement when reading or writing many BSOs (bound-parameter
@@ -391,6 +393,11 @@ fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// A time or epoch as SQL stores it (past i64::MAX: the largest).
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 #[async_trait]
 impl SyncStore for SqlStore {
     fn backend(&self) -> Backend {
@@ -697,6 +704,29 @@ impl SyncStore for SqlStore {
     async fn highest_uid(&self) -> DbResult<Option<u64>> {
         let mut s = self.read().await?;
         Ok(s.highest_uid().await?.and_then(|u| u64::try_from(u).ok()))
+    }
+
+    async fn record_revocations(&self, notice: &Notice, now: u64) -> DbResult<()> {
+        let uids: Vec<i64> = notice
+            .uids
+            .iter()
+            .filter_map(|uid| i64::try_from(*uid).ok())
+            .collect();
+        let mut s = self.begin_write(None).await?;
+        s.revoke_uids(&uids, to_i64(notice.until)).await?;
+        if let Some(epoch) = notice.epoch {
+            s.raise_epoch(&notice.node, to_i64(epoch)).await?;
+        }
+        s.forget_revoked(to_i64(now)).await?;
+        s.commit().await
+    }
+
+    async fn revocations(&self, now: u64) -> DbResult<Revoked> {
+        let (uids, epochs) = self.read().await?.revocations(to_i64(now)).await?;
+        Ok(Revoked {
+            uids: uids.into_iter().map(to_u64).collect(),
+            epochs: epochs.into_iter().map(|(n, e)| (n, to_u64(e))).collect(),
+        })
     }
 }
 

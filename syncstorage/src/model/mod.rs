@@ -6,4 +6,5 @@ pub mod limits;
 pub mod paging;
 pub mod post;
 pub mod precondition;
+pub mod revocation;
 pub mod timestamp;

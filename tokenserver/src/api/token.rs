@@ -134,6 +134,7 @@ fn respond(
         uid: u64::try_from(record.uid).map_err(|_| TokenserverError::internal("negative uid"))?,
         tokenserver_origin: "rust".into(),
         salt: TokenPayload::random_salt(),
+        node_epoch: u64::try_from(record.node_epoch).unwrap_or(0),
     };
     let minted = state
         .secrets

@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use sync_common::db_url::Backend;
 use sync_common::telemetry::db::{Database, Outcome};
 
-use super::{DbError, DbResult, Node, NodeUpdate, TokenStore, UserHistory, UserRecord};
+use super::{
+    DbError, DbResult, Node, NodeUpdate, PendingRevocation, TokenStore, UserHistory, UserRecord,
+};
 use crate::model::user::KeyState;
 
 /// A [`TokenStore`] whose operations cannot be cancelled once started.
@@ -195,6 +197,42 @@ impl TokenStore for Detached {
             "delete_record",
             |s| async move { s.delete_record(uid).await },
         )
+        .await
+    }
+
+    async fn revoke_node_tokens(&self, url: &str) -> DbResult<i64> {
+        let url = url.to_owned();
+        self.run("revoke_node_tokens", |s| async move {
+            s.revoke_node_tokens(&url).await
+        })
+        .await
+    }
+
+    async fn revocation_nodes(&self) -> DbResult<Vec<String>> {
+        self.run(
+            "revocation_nodes",
+            |s| async move { s.revocation_nodes().await },
+        )
+        .await
+    }
+
+    async fn pending_revocations(
+        &self,
+        node: &str,
+        limit: u64,
+    ) -> DbResult<Vec<PendingRevocation>> {
+        let node = node.to_owned();
+        self.run("pending_revocations", |s| async move {
+            s.pending_revocations(&node, limit).await
+        })
+        .await
+    }
+
+    async fn forget_revocations(&self, ids: &[i64]) -> DbResult<()> {
+        let ids = ids.to_vec();
+        self.run("forget_revocations", |s| async move {
+            s.forget_revocations(&ids).await
+        })
         .await
     }
 }

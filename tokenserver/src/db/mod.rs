@@ -47,6 +47,8 @@ pub struct UserRecord {
     /// `None` when the node row no longer exists.
     pub node: Option<String>,
     pub node_downed: bool,
+    /// The node's token epoch, minted into the user's tokens (ADR 0012).
+    pub node_epoch: i64,
 }
 
 impl UserRecord {
@@ -84,6 +86,17 @@ pub struct NodeUpdate {
     pub available: Option<i64>,
     pub downed: Option<bool>,
     pub backoff: Option<bool>,
+}
+
+/// A revocation waiting to reach its node (ADR 0012): every token of
+/// `uid`, or every token minted before `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRevocation {
+    pub id: i64,
+    pub uid: Option<i64>,
+    pub epoch: Option<i64>,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
 }
 
 /// A storage failure, free of HTTP.
@@ -187,6 +200,20 @@ pub trait TokenStore: Send + Sync {
 
     /// Deletes one (replaced) record.
     async fn delete_record(&self, uid: i64) -> DbResult<()>;
+
+    /// Raises the node's token epoch: every token minted for it so far is
+    /// refused once the node hears of it. Returns the new epoch.
+    async fn revoke_node_tokens(&self, url: &str) -> DbResult<i64>;
+
+    /// Node URLs with revocations waiting to reach them.
+    async fn revocation_nodes(&self) -> DbResult<Vec<String>>;
+
+    /// Up to `limit` of the node's waiting revocations, oldest first.
+    async fn pending_revocations(&self, node: &str, limit: u64)
+        -> DbResult<Vec<PendingRevocation>>;
+
+    /// Drops delivered revocations.
+    async fn forget_revocations(&self, ids: &[i64]) -> DbResult<()>;
 }
 
 /// How the store uses its database.

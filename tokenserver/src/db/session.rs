@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 use sync_common::db_url::Backend;
 
-use super::{DbResult, Node, NodeUpdate, UserRecord};
+use super::{DbResult, Node, NodeUpdate, PendingRevocation, UserRecord};
 use crate::model::keys::ClientState;
 use crate::model::user::KeyState;
 
@@ -116,6 +116,30 @@ pub trait Session: Send {
 
     /// Marks the live records on the node replaced at `at`.
     async fn unassign(&mut self, node_id: i64, at: i64) -> DbResult<u64>;
+
+    // Revocations (ADR 0012): queued in the transaction that makes them.
+    /// Queues the revocation of `email`'s live records (those with a uid
+    /// below `below`, if given) on their nodes.
+    async fn revoke_user(&mut self, email: &str, below: Option<i64>, at: i64) -> DbResult<()>;
+
+    /// Queues the revocation of every live record on the node.
+    async fn revoke_node_users(&mut self, node_id: i64, at: i64) -> DbResult<()>;
+
+    /// Raises the node URL's token epoch and queues the news.
+    async fn raise_epoch(&mut self, url: &str, at: i64) -> DbResult<()>;
+
+    /// The node URL's token epoch (0 before the first rise).
+    async fn epoch(&mut self, url: &str) -> DbResult<i64>;
+
+    async fn revocation_nodes(&mut self) -> DbResult<Vec<String>>;
+
+    async fn pending_revocations(
+        &mut self,
+        node: &str,
+        limit: u64,
+    ) -> DbResult<Vec<PendingRevocation>>;
+
+    async fn forget_revocations(&mut self, ids: &[i64]) -> DbResult<()>;
 }
 
 /// A session's connection: a transaction, or a pooled connection whose
@@ -163,6 +187,7 @@ where
         node_id: row.try_get("nodeid")?,
         node: row.try_get("node")?,
         node_downed: row.try_get::<Option<i64>, _>("downed")?.unwrap_or(0) != 0,
+        node_epoch: row.try_get("node_epoch")?,
     })
 }
 

@@ -354,6 +354,120 @@ macro_rules! sql_session {
                     .map_err($sql::classify)?;
                 Ok(done.rows_affected())
             }
+
+            async fn revoke_user(
+                &mut self,
+                email: &str,
+                below: Option<i64>,
+                at: i64,
+            ) -> $crate::db::DbResult<()> {
+                let sql = if below.is_some() {
+                    $sql::REVOKE_OLDER
+                } else {
+                    $sql::REVOKE_LIVE
+                };
+                let mut query = sqlx::query(sql).bind(at).bind(email).bind(self.service);
+                if let Some(below) = below {
+                    query = query.bind(below);
+                }
+                query
+                    .execute(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                Ok(())
+            }
+
+            async fn revoke_node_users(
+                &mut self,
+                node_id: i64,
+                at: i64,
+            ) -> $crate::db::DbResult<()> {
+                sqlx::query($sql::REVOKE_NODE_USERS)
+                    .bind(at)
+                    .bind(self.service)
+                    .bind(node_id)
+                    .execute(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                Ok(())
+            }
+
+            async fn raise_epoch(&mut self, url: &str, at: i64) -> $crate::db::DbResult<()> {
+                sqlx::query($sql::RAISE_EPOCH)
+                    .bind(self.service)
+                    .bind(url)
+                    .execute(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                sqlx::query($sql::QUEUE_EPOCH)
+                    .bind(at)
+                    .bind(self.service)
+                    .bind(url)
+                    .execute(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                Ok(())
+            }
+
+            async fn epoch(&mut self, url: &str) -> $crate::db::DbResult<i64> {
+                let epoch: Option<i64> = sqlx::query_scalar($sql::EPOCH)
+                    .bind(self.service)
+                    .bind(url)
+                    .fetch_optional(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                Ok(epoch.unwrap_or(0))
+            }
+
+            async fn revocation_nodes(&mut self) -> $crate::db::DbResult<Vec<String>> {
+                sqlx::query_scalar($sql::REVOCATION_NODES)
+                    .bind(self.service)
+                    .fetch_all(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)
+            }
+
+            async fn pending_revocations(
+                &mut self,
+                node: &str,
+                limit: u64,
+            ) -> $crate::db::DbResult<Vec<$crate::db::PendingRevocation>> {
+                use sqlx::Row;
+                let rows = sqlx::query($sql::PENDING_REVOCATIONS)
+                    .bind(self.service)
+                    .bind(node)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok($crate::db::PendingRevocation {
+                            id: row.try_get("id")?,
+                            uid: row.try_get("uid")?,
+                            epoch: row.try_get("epoch")?,
+                            created_at: row.try_get("created_at")?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err($sql::classify)
+            }
+
+            async fn forget_revocations(&mut self, ids: &[i64]) -> $crate::db::DbResult<()> {
+                for chunk in ids.chunks(200) {
+                    let mut sql = sqlx::QueryBuilder::<$db>::new($sql::FORGET_REVOCATIONS);
+                    let mut list = sql.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    sql.push(")");
+                    sql.build()
+                        .execute(self.conn.conn())
+                        .await
+                        .map_err($sql::classify)?;
+                }
+                Ok(())
+            }
         }
     };
 }

@@ -8,7 +8,10 @@ use sync_common::db_url::Backend;
 use sync_common::telemetry::db::wait_for_connection;
 
 use super::session::{Connector, Session};
-use super::{now_ms, DbError, DbResult, Node, NodeUpdate, TokenStore, UserHistory, UserRecord};
+use super::{
+    now_ms, DbError, DbResult, Node, NodeUpdate, PendingRevocation, TokenStore, UserHistory,
+    UserRecord,
+};
 use crate::model::keys::ClientState;
 use crate::model::node::{self, NodeLoad};
 use crate::model::user::KeyState;
@@ -61,7 +64,9 @@ impl TokenStore for SqlStore {
         };
         if older.iter().any(|r| r.replaced_at.is_none()) {
             // A race left two live records: the older ones lose (only
-            // older: a record committed since this read stays live).
+            // older: a record committed since this read stays live), and
+            // so do any tokens handed out for them.
+            conn.revoke_user(email, Some(current.uid), now_ms()).await?;
             conn.replace_others(email, current.uid, current.created_at)
                 .await?;
         }
@@ -106,6 +111,7 @@ impl TokenStore for SqlStore {
         };
         tx.add_load(node_id).await?;
         let now = now_ms();
+        tx.revoke_user(email, None, now).await?;
         tx.replace_live(email, now).await?;
         let uid = tx.insert_user(email, keys, node_id, now).await?;
         let record = tx.record(uid).await?;
@@ -125,6 +131,7 @@ impl TokenStore for SqlStore {
             }
         }
         let now = now_ms();
+        tx.revoke_user(&current.email, None, now).await?;
         tx.replace_live(&current.email, now).await?;
         let uid = tx
             .insert_user(&current.email, keys, current.node_id, now)
@@ -152,7 +159,9 @@ impl TokenStore for SqlStore {
     async fn retire_user(&self, email: &str) -> DbResult<u64> {
         let mut tx = self.write().await?;
         tx.lock_user(email).await?;
-        let retired = tx.retire(email, now_ms()).await?;
+        let now = now_ms();
+        tx.revoke_user(email, None, now).await?;
+        let retired = tx.retire(email, now).await?;
         tx.commit().await?;
         Ok(retired)
     }
@@ -189,6 +198,10 @@ impl TokenStore for SqlStore {
             }
         }
         tx.update_node(node.id, update).await?;
+        if update.downed == Some(true) && !node.downed {
+            // Its users hold tokens for it: they must come for new ones.
+            tx.raise_epoch(url, now_ms()).await?;
+        }
         let url = update.node.as_deref().unwrap_or(url);
         let node = node_named(tx.as_mut(), url).await?;
         tx.commit().await?;
@@ -199,7 +212,7 @@ impl TokenStore for SqlStore {
         let mut tx = self.write().await?;
         tx.lock_nodes().await?;
         let node = node_named(tx.as_mut(), url).await?;
-        let moved = tx.unassign(node.id, now_ms()).await?;
+        let moved = unassign(tx.as_mut(), node.id).await?;
         tx.commit().await?;
         Ok(moved)
     }
@@ -208,7 +221,7 @@ impl TokenStore for SqlStore {
         let mut tx = self.write().await?;
         tx.lock_nodes().await?;
         let node = node_named(tx.as_mut(), url).await?;
-        let moved = tx.unassign(node.id, now_ms()).await?;
+        let moved = unassign(tx.as_mut(), node.id).await?;
         tx.delete_node(node.id).await?;
         tx.commit().await?;
         Ok(moved)
@@ -243,6 +256,39 @@ impl TokenStore for SqlStore {
     async fn delete_record(&self, uid: i64) -> DbResult<()> {
         self.plain().await?.delete_record(uid).await
     }
+
+    async fn revoke_node_tokens(&self, url: &str) -> DbResult<i64> {
+        let mut tx = self.write().await?;
+        tx.lock_nodes().await?;
+        node_named(tx.as_mut(), url).await?;
+        tx.raise_epoch(url, now_ms()).await?;
+        let epoch = tx.epoch(url).await?;
+        tx.commit().await?;
+        Ok(epoch)
+    }
+
+    async fn revocation_nodes(&self) -> DbResult<Vec<String>> {
+        self.plain().await?.revocation_nodes().await
+    }
+
+    async fn pending_revocations(
+        &self,
+        node: &str,
+        limit: u64,
+    ) -> DbResult<Vec<PendingRevocation>> {
+        self.plain().await?.pending_revocations(node, limit).await
+    }
+
+    async fn forget_revocations(&self, ids: &[i64]) -> DbResult<()> {
+        self.plain().await?.forget_revocations(ids).await
+    }
+}
+
+/// Replaces the node's live records, and revokes their tokens.
+async fn unassign(tx: &mut dyn Session, node_id: i64) -> DbResult<u64> {
+    let now = now_ms();
+    tx.revoke_node_users(node_id, now).await?;
+    tx.unassign(node_id, now).await
 }
 
 /// The newest live record of `email`, if any.

@@ -83,6 +83,15 @@ mod sql {
         "DELETE FROM user_collections WHERE userid = ?",
         "DELETE FROM batches WHERE userid = ?",
     ];
+    // Revocations (ADR 0012).
+    pub const REVOKE_UIDS: &str = "INSERT INTO revoked_uids (uid, expires) ";
+    pub const REVOKE_UIDS_SUFFIX: &str =
+        " ON DUPLICATE KEY UPDATE expires = GREATEST(expires, VALUES(expires))";
+    pub const RAISE_EPOCH: &str = "INSERT INTO node_epochs (node, epoch) VALUES (?, ?) \
+         ON DUPLICATE KEY UPDATE epoch = GREATEST(epoch, VALUES(epoch))";
+    pub const FORGET_REVOKED: &str = "DELETE FROM revoked_uids WHERE expires <= ?";
+    pub const REVOKED_UIDS: &str = "SELECT uid FROM revoked_uids WHERE expires > ?";
+    pub const NODE_EPOCHS: &str = "SELECT CAST(node AS CHAR), epoch FROM node_epochs";
     pub const FORGET_USER: &[&str] = &["DELETE FROM user_timestamps WHERE userid = ?"];
     pub const INSERT_BATCH: &str =
         "INSERT INTO batches (id, userid, collection, expiry, records, bytes) \

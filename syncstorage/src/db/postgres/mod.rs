@@ -76,6 +76,15 @@ mod sql {
         "DELETE FROM user_collections WHERE userid = $1",
         "DELETE FROM batches WHERE userid = $1",
     ];
+    // Revocations (ADR 0012).
+    pub const REVOKE_UIDS: &str = "INSERT INTO revoked_uids (uid, expires) ";
+    pub const REVOKE_UIDS_SUFFIX: &str = " ON CONFLICT (uid) DO UPDATE SET \
+         expires = GREATEST(revoked_uids.expires, excluded.expires)";
+    pub const RAISE_EPOCH: &str = "INSERT INTO node_epochs (node, epoch) VALUES ($1, $2) \
+         ON CONFLICT (node) DO UPDATE SET epoch = GREATEST(node_epochs.epoch, excluded.epoch)";
+    pub const FORGET_REVOKED: &str = "DELETE FROM revoked_uids WHERE expires <= $1";
+    pub const REVOKED_UIDS: &str = "SELECT uid FROM revoked_uids WHERE expires > $1";
+    pub const NODE_EPOCHS: &str = "SELECT node, epoch FROM node_epochs";
     pub const FORGET_USER: &[&str] = &["DELETE FROM user_timestamps WHERE userid = $1"];
     pub const INSERT_BATCH: &str =
         "INSERT INTO batches (id, userid, collection, expiry, records, bytes) \

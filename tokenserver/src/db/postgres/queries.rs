@@ -15,9 +15,11 @@ use sync_common::postgres::Failure;
 macro_rules! select_users {
     () => {
         "SELECT u.uid, u.email, u.generation, u.client_state, u.created_at, \
-         u.replaced_at, u.nodeid, u.keys_changed_at, n.node, \
+         u.replaced_at, u.nodeid, u.keys_changed_at, \
+         COALESCE(e.epoch, 0) AS node_epoch, n.node, \
          CAST(n.downed AS BIGINT) AS downed \
-         FROM users u LEFT JOIN nodes n ON n.id = u.nodeid"
+         FROM users u LEFT JOIN nodes n ON n.id = u.nodeid \
+         LEFT JOIN node_epochs e ON e.service = u.service AND e.node = n.node"
     };
 }
 
@@ -88,6 +90,32 @@ const UPDATE_NODE: &str = "UPDATE nodes SET node = COALESCE($1, node), \
 const DELETE_NODE: &str = "DELETE FROM nodes WHERE id = $1";
 const UNASSIGN: &str = "UPDATE users SET replaced_at = $1 \
      WHERE service = $2 AND nodeid = $3 AND replaced_at IS NULL";
+
+// Revocations (ADR 0012).
+/// Binds: at, email, service.
+const REVOKE_LIVE: &str = "INSERT INTO node_revocations (service, node, uid, created_at) \
+     SELECT u.service, n.node, u.uid, $1 FROM users u JOIN nodes n ON n.id = u.nodeid \
+     WHERE u.email = $2 AND u.service = $3 AND u.replaced_at IS NULL";
+/// Binds: at, email, service, below.
+const REVOKE_OLDER: &str = "INSERT INTO node_revocations (service, node, uid, created_at) \
+     SELECT u.service, n.node, u.uid, $1 FROM users u JOIN nodes n ON n.id = u.nodeid \
+     WHERE u.email = $2 AND u.service = $3 AND u.replaced_at IS NULL AND u.uid < $4";
+/// Binds: at, service, node id.
+const REVOKE_NODE_USERS: &str = "INSERT INTO node_revocations (service, node, uid, created_at) \
+     SELECT u.service, n.node, u.uid, $1 FROM users u JOIN nodes n ON n.id = u.nodeid \
+     WHERE u.service = $2 AND u.nodeid = $3 AND u.replaced_at IS NULL";
+/// Binds: at, service, node.
+const QUEUE_EPOCH: &str = "INSERT INTO node_revocations (service, node, epoch, created_at) \
+     SELECT service, node, epoch, $1 FROM node_epochs WHERE service = $2 AND node = $3";
+const REVOCATION_NODES: &str = "SELECT DISTINCT node FROM node_revocations WHERE service = $1";
+/// Oldest first.
+const PENDING_REVOCATIONS: &str = "SELECT id, uid, epoch, created_at FROM node_revocations \
+     WHERE service = $1 AND node = $2 ORDER BY id LIMIT $3";
+/// Binds: service, node.
+const RAISE_EPOCH: &str = "INSERT INTO node_epochs (service, node, epoch) VALUES ($1, $2, 1) \
+     ON CONFLICT (service, node) DO UPDATE SET epoch = node_epochs.epoch + 1";
+const EPOCH: &str = "SELECT epoch FROM node_epochs WHERE service = $1 AND node = $2";
+const FORGET_REVOCATIONS: &str = "DELETE FROM node_revocations WHERE id IN (";
 
 pub(super) const LOCK_NODES: Option<&str> = Some(LOCK_NODES_SQL);
 pub(super) const LOCK_USER: Option<&str> = Some(LOCK_USER_SQL);

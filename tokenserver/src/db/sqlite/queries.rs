@@ -12,8 +12,10 @@ use sync_common::sqlite::Failure;
 macro_rules! select_users {
     () => {
         "SELECT u.uid, u.email, u.generation, u.client_state, u.created_at, \
-         u.replaced_at, u.nodeid, u.keys_changed_at, n.node, n.downed \
-         FROM users u LEFT JOIN nodes n ON n.id = u.nodeid"
+         u.replaced_at, u.nodeid, u.keys_changed_at, \
+         COALESCE(e.epoch, 0) AS node_epoch, n.node, n.downed \
+         FROM users u LEFT JOIN nodes n ON n.id = u.nodeid \
+         LEFT JOIN node_epochs e ON e.service = u.service AND e.node = n.node"
     };
 }
 
@@ -76,6 +78,32 @@ const UNASSIGN: &str = "UPDATE users SET replaced_at = ? \
      WHERE service = ? AND nodeid = ? AND replaced_at IS NULL";
 
 /// A write transaction holds the database's only write lock.
+// Revocations (ADR 0012).
+/// Binds: at, email, service.
+const REVOKE_LIVE: &str = "INSERT INTO node_revocations (service, node, uid, created_at) \
+     SELECT u.service, n.node, u.uid, ? FROM users u JOIN nodes n ON n.id = u.nodeid \
+     WHERE u.email = ? AND u.service = ? AND u.replaced_at IS NULL";
+/// Binds: at, email, service, below.
+const REVOKE_OLDER: &str = "INSERT INTO node_revocations (service, node, uid, created_at) \
+     SELECT u.service, n.node, u.uid, ? FROM users u JOIN nodes n ON n.id = u.nodeid \
+     WHERE u.email = ? AND u.service = ? AND u.replaced_at IS NULL AND u.uid < ?";
+/// Binds: at, service, node id.
+const REVOKE_NODE_USERS: &str = "INSERT INTO node_revocations (service, node, uid, created_at) \
+     SELECT u.service, n.node, u.uid, ? FROM users u JOIN nodes n ON n.id = u.nodeid \
+     WHERE u.service = ? AND u.nodeid = ? AND u.replaced_at IS NULL";
+/// Binds: at, service, node.
+const QUEUE_EPOCH: &str = "INSERT INTO node_revocations (service, node, epoch, created_at) \
+     SELECT service, node, epoch, ? FROM node_epochs WHERE service = ? AND node = ?";
+const REVOCATION_NODES: &str = "SELECT DISTINCT node FROM node_revocations WHERE service = ?";
+/// Oldest first.
+const PENDING_REVOCATIONS: &str = "SELECT id, uid, epoch, created_at FROM node_revocations \
+     WHERE service = ? AND node = ? ORDER BY id LIMIT ?";
+/// Binds: service, node.
+const RAISE_EPOCH: &str = "INSERT INTO node_epochs (service, node, epoch) VALUES (?, ?, 1) \
+     ON CONFLICT (service, node) DO UPDATE SET epoch = epoch + 1";
+const EPOCH: &str = "SELECT epoch FROM node_epochs WHERE service = ? AND node = ?";
+const FORGET_REVOCATIONS: &str = "DELETE FROM node_revocations WHERE id IN (";
+
 pub(super) const LOCK_NODES: Option<&str> = None;
 pub(super) const LOCK_USER: Option<&str> = None;
 
