@@ -141,7 +141,7 @@ pub async fn node(
         open(settings).await?
     };
     match command {
-        NodeCommand::List => print_nodes(&store.nodes().await?),
+        NodeCommand::List => list_nodes(store.as_ref()).await?,
         NodeCommand::Add {
             url,
             capacity,
@@ -323,17 +323,77 @@ fn print_nodes(nodes: &[Node]) {
         "id", "node", "capacity", "load", "available"
     );
     for n in nodes {
-        let flags = [(n.downed, "downed"), (n.backoff, "backoff")]
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, name)| *name)
-            .collect::<Vec<_>>()
-            .join(",");
         println!(
             "{:>4}  {:<40} {:>9} {:>9} {:>9}  {}",
-            n.id, n.node, n.capacity, n.current_load, n.available, flags
+            n.id,
+            n.node,
+            n.capacity,
+            n.current_load,
+            n.available,
+            flags(n)
         );
     }
+}
+
+/// The nodes with their health, last check and users.
+async fn list_nodes(store: &dyn TokenStore) -> CliResult {
+    let nodes = store.nodes().await?;
+    println!(
+        "{:>4}  {:<40} {:>9} {:>9} {:>9} {:>7}  {:<9} {:>10}  flags",
+        "id", "node", "capacity", "load", "available", "users", "health", "checked"
+    );
+    let now = db::now_ms();
+    for n in &nodes {
+        let users = store.count_users(Some(&n.node)).await?;
+        let checked = n.health.last_check.map_or("never".to_owned(), |at| {
+            format!("{}s ago", (now - at).max(0) / 1000)
+        });
+        println!(
+            "{:>4}  {:<40} {:>9} {:>9} {:>9} {:>7}  {:<9} {:>10}  {}",
+            n.id,
+            n.node,
+            n.capacity,
+            n.current_load,
+            n.available,
+            users,
+            health_word(n),
+            checked,
+            flags(n)
+        );
+        if let Some(error) = n
+            .health
+            .last_error
+            .as_deref()
+            .filter(|_| n.health.failures > 0)
+        {
+            println!("      last check failed: {error}");
+        }
+    }
+    Ok(())
+}
+
+/// `ok`, `failing` (some checks failed), `down` (no new users) or
+/// `unchecked`.
+fn health_word(node: &Node) -> &'static str {
+    let health = &node.health;
+    if health.down {
+        "down"
+    } else if health.failures > 0 {
+        "failing"
+    } else if health.last_check.is_some() {
+        "ok"
+    } else {
+        "unchecked"
+    }
+}
+
+fn flags(n: &Node) -> String {
+    [(n.downed, "downed"), (n.backoff, "backoff")]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn print_records(records: &[UserRecord]) {

@@ -90,9 +90,16 @@ pub struct TokenserverConfig {
     /// move reaches its old node within about this long plus the node's
     /// `revocation_refresh_seconds`).
     pub revocation_interval_seconds: u64,
-    /// Calls to storage nodes (revocations, data deletion) give up after
+    /// Calls to storage nodes (heartbeat checks, revocations) give up after
     /// this many seconds.
     pub node_timeout_seconds: u64,
+    /// Seconds between checks of every node's `/__heartbeat__` (0: none).
+    pub node_check_interval_seconds: u64,
+    /// Failed checks in a row after which a node gets no new users.
+    pub node_check_failures: u32,
+    /// Seconds a node may stay down before its users move to other nodes
+    /// (0: they stay, however long it is down).
+    pub node_down_grace_seconds: u64,
 }
 
 impl Default for Config {
@@ -137,6 +144,9 @@ impl Default for TokenserverConfig {
             init_node_capacity: 100_000,
             revocation_interval_seconds: 1,
             node_timeout_seconds: 5,
+            node_check_interval_seconds: 10,
+            node_check_failures: 3,
+            node_down_grace_seconds: 0,
         }
     }
 }
@@ -215,6 +225,7 @@ impl TokenserverConfig {
                 self.revocation_interval_seconds,
             ),
             ("node_timeout_seconds", self.node_timeout_seconds),
+            ("node_check_failures", u64::from(self.node_check_failures)),
         ] {
             if value == 0 {
                 problems.push(format!("tokenserver.{name} must be greater than 0"));

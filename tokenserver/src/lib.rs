@@ -17,6 +17,8 @@ pub mod config;
 pub mod db;
 /// The one mapping from failures to wire responses.
 pub mod error;
+/// Checking the nodes' heartbeats.
+pub mod health;
 /// The tokenserver's own metrics.
 pub mod metrics;
 /// The protocol's rules as pure code.
@@ -152,7 +154,19 @@ pub async fn serve(
     let postbox = revocations::OverHttp::new(&config.tokenserver, &config.secrets())
         .map_err(|e| StartError::Config(vec![e]))?;
     let _courier = start_courier(&state, Arc::new(postbox));
+    let _checks = start_checks(&state)?;
     Ok(sync_common::server::serve(router(state), listener, &config.connections, shutdown).await?)
+}
+
+/// Checks the nodes' heartbeats, unless `node_check_interval_seconds` is 0.
+pub fn start_checks(state: &AppState) -> Result<Option<sync_common::task::Background>, StartError> {
+    let every = state.config.node_check_interval_seconds;
+    if every == 0 {
+        return Ok(None);
+    }
+    let checker = health::Checker::new(state.store.clone(), &state.config)
+        .map_err(|e| StartError::Config(vec![e]))?;
+    Ok(Some(checker.spawn(Duration::from_secs(every))))
 }
 
 /// Delivers the revocations `state`'s store queues through `postbox`,

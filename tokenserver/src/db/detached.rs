@@ -13,6 +13,7 @@ use sync_common::telemetry::db::{Database, Outcome};
 use super::{
     DbError, DbResult, Node, NodeUpdate, PendingRevocation, TokenStore, UserHistory, UserRecord,
 };
+use crate::model::health::{CheckPolicy, NodeHealth};
 use crate::model::user::KeyState;
 
 /// A [`TokenStore`] whose operations cannot be cancelled once started.
@@ -197,6 +198,19 @@ impl TokenStore for Detached {
             "delete_record",
             |s| async move { s.delete_record(uid).await },
         )
+        .await
+    }
+
+    async fn record_node_check(
+        &self,
+        node_id: i64,
+        outcome: Result<(), String>,
+        at: i64,
+        policy: CheckPolicy,
+    ) -> DbResult<NodeHealth> {
+        self.run("record_node_check", |s| async move {
+            s.record_node_check(node_id, outcome, at, policy).await
+        })
         .await
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sync_common::db_url::{Backend, DatabaseUrl};
 
+use crate::model::health::{CheckPolicy, NodeHealth};
 use crate::model::keys::ClientState;
 use crate::model::user::KeyState;
 
@@ -76,6 +77,16 @@ pub struct Node {
     pub capacity: i64,
     pub downed: bool,
     pub backoff: bool,
+    /// What the checks of its heartbeat found.
+    pub health: NodeHealth,
+}
+
+impl Node {
+    /// Whether the node may get users: not downed by the operator, and not
+    /// down by the checks.
+    pub fn usable(&self) -> bool {
+        !self.downed && !self.health.down
+    }
 }
 
 /// Changes to a node; `None` leaves a field alone.
@@ -200,6 +211,16 @@ pub trait TokenStore: Send + Sync {
 
     /// Deletes one (replaced) record.
     async fn delete_record(&self, uid: i64) -> DbResult<()>;
+
+    /// Records a check of node `node_id`'s heartbeat at `at`, judged by
+    /// `policy`; returns what the node's health is now.
+    async fn record_node_check(
+        &self,
+        node_id: i64,
+        outcome: Result<(), String>,
+        at: i64,
+        policy: CheckPolicy,
+    ) -> DbResult<NodeHealth>;
 
     /// Raises the node's token epoch: every token minted for it so far is
     /// refused once the node hears of it. Returns the new epoch.

@@ -8,6 +8,7 @@ use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 use sync_common::db_url::Backend;
 
 use super::{DbResult, Node, NodeUpdate, PendingRevocation, UserRecord};
+use crate::model::health::NodeHealth;
 use crate::model::keys::ClientState;
 use crate::model::user::KeyState;
 
@@ -114,6 +115,12 @@ pub trait Session: Send {
 
     async fn delete_node(&mut self, node_id: i64) -> DbResult<()>;
 
+    /// Stores what the checks found of the node (`health` from
+    /// [`Session::nodes`] or [`Session::node`] before).
+    async fn save_health(&mut self, node_id: i64, health: &NodeHealth) -> DbResult<()>;
+
+    async fn forget_health(&mut self, node_id: i64) -> DbResult<()>;
+
     /// Marks the live records on the node replaced at `at`.
     async fn unassign(&mut self, node_id: i64, at: i64) -> DbResult<u64>;
 
@@ -192,7 +199,7 @@ where
 }
 
 /// A node row, as every dialect's node SELECT names the columns (integers
-/// as BIGINT).
+/// as BIGINT), with its health (all NULL before the first check).
 pub fn node_row<'r, R>(row: &'r R) -> Result<Node, sqlx::Error>
 where
     R: Row,
@@ -208,6 +215,16 @@ where
         capacity: row.try_get("capacity")?,
         downed: row.try_get::<i64, _>("downed")? != 0,
         backoff: row.try_get::<i64, _>("backoff")? != 0,
+        health: NodeHealth {
+            down: row.try_get::<Option<i64>, _>("health_down")?.unwrap_or(0) != 0,
+            failures: row
+                .try_get::<Option<i64>, _>("health_failures")?
+                .unwrap_or(0),
+            last_check: row.try_get("health_last_check")?,
+            last_ok: row.try_get("health_last_ok")?,
+            down_since: row.try_get("health_down_since")?,
+            last_error: row.try_get("health_last_error")?,
+        },
     })
 }
 

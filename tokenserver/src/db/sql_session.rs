@@ -344,6 +344,34 @@ macro_rules! sql_session {
                 Ok(())
             }
 
+            async fn save_health(
+                &mut self,
+                node_id: i64,
+                health: &$crate::model::health::NodeHealth,
+            ) -> $crate::db::DbResult<()> {
+                sqlx::query($sql::SAVE_HEALTH)
+                    .bind(node_id)
+                    .bind(health.failures)
+                    .bind(i64::from(health.down))
+                    .bind(health.last_check.unwrap_or(0))
+                    .bind(health.last_ok)
+                    .bind(health.down_since)
+                    .bind(health.last_error.as_deref())
+                    .execute(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                Ok(())
+            }
+
+            async fn forget_health(&mut self, node_id: i64) -> $crate::db::DbResult<()> {
+                sqlx::query($sql::FORGET_HEALTH)
+                    .bind(node_id)
+                    .execute(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                Ok(())
+            }
+
             async fn unassign(&mut self, node_id: i64, at: i64) -> $crate::db::DbResult<u64> {
                 let done = sqlx::query($sql::UNASSIGN)
                     .bind(at)

@@ -12,6 +12,7 @@ use super::{
     now_ms, DbError, DbResult, Node, NodeUpdate, PendingRevocation, TokenStore, UserHistory,
     UserRecord,
 };
+use crate::model::health::{CheckPolicy, NodeHealth};
 use crate::model::keys::ClientState;
 use crate::model::node::{self, NodeLoad};
 use crate::model::user::KeyState;
@@ -223,6 +224,7 @@ impl TokenStore for SqlStore {
         let node = node_named(tx.as_mut(), url).await?;
         let moved = unassign(tx.as_mut(), node.id).await?;
         tx.delete_node(node.id).await?;
+        tx.forget_health(node.id).await?;
         tx.commit().await?;
         Ok(moved)
     }
@@ -255,6 +257,26 @@ impl TokenStore for SqlStore {
 
     async fn delete_record(&self, uid: i64) -> DbResult<()> {
         self.plain().await?.delete_record(uid).await
+    }
+
+    async fn record_node_check(
+        &self,
+        node_id: i64,
+        outcome: Result<(), String>,
+        at: i64,
+        policy: CheckPolicy,
+    ) -> DbResult<NodeHealth> {
+        let mut tx = self.write().await?;
+        tx.lock_nodes().await?;
+        let nodes = tx.nodes().await?;
+        let node = nodes
+            .iter()
+            .find(|n| n.id == node_id)
+            .ok_or_else(|| DbError::NotFound(format!("no node {node_id}")))?;
+        let health = node.health.after(outcome, at, policy);
+        tx.save_health(node_id, &health).await?;
+        tx.commit().await?;
+        Ok(health)
     }
 
     async fn revoke_node_tokens(&self, url: &str) -> DbResult<i64> {
@@ -324,7 +346,7 @@ async fn node_loads(conn: &mut dyn Session) -> DbResult<Vec<NodeLoad>> {
             available: n.available,
             current_load: n.current_load,
             capacity: n.capacity,
-            downed: n.downed,
+            downed: !n.usable(),
             backoff: n.backoff,
         })
         .collect())

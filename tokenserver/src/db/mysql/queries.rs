@@ -29,7 +29,11 @@ macro_rules! select_users {
 /// The node columns [`crate::db::session::node_row`] reads.
 macro_rules! select_nodes {
     () => {
-        "SELECT id, node, available, current_load, capacity, downed, backoff FROM nodes"
+        "SELECT id, node, available, current_load, capacity, downed, backoff, \
+         h.failures AS health_failures, h.down AS health_down, \
+         h.last_check AS health_last_check, h.last_ok AS health_last_ok, \
+         h.down_since AS health_down_since, h.last_error AS health_last_error \
+         FROM nodes LEFT JOIN node_health h ON h.nodeid = nodes.id"
     };
 }
 
@@ -91,6 +95,14 @@ const UPDATE_NODE: &str = "UPDATE nodes SET node = COALESCE(?, node), \
 const DELETE_NODE: &str = "DELETE FROM nodes WHERE id = ?";
 const UNASSIGN: &str = "UPDATE users SET replaced_at = ? \
      WHERE service = ? AND nodeid = ? AND replaced_at IS NULL";
+
+// Node health, as the checks found it.
+const SAVE_HEALTH: &str = "INSERT INTO node_health \
+     (nodeid, failures, down, last_check, last_ok, down_since, last_error) \
+     VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE failures = VALUES(failures), \
+     down = VALUES(down), last_check = VALUES(last_check), last_ok = VALUES(last_ok), \
+     down_since = VALUES(down_since), last_error = VALUES(last_error)";
+const FORGET_HEALTH: &str = "DELETE FROM node_health WHERE nodeid = ?";
 
 // Revocations (ADR 0012).
 /// Binds: at, email, service.

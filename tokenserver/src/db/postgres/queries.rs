@@ -29,7 +29,11 @@ macro_rules! select_nodes {
         "SELECT id, node, CAST(available AS BIGINT) AS available, \
          CAST(current_load AS BIGINT) AS current_load, \
          CAST(capacity AS BIGINT) AS capacity, CAST(downed AS BIGINT) AS downed, \
-         CAST(backoff AS BIGINT) AS backoff FROM nodes"
+         CAST(backoff AS BIGINT) AS backoff, \
+         h.failures AS health_failures, h.down AS health_down, \
+         h.last_check AS health_last_check, h.last_ok AS health_last_ok, \
+         h.down_since AS health_down_since, h.last_error AS health_last_error \
+         FROM nodes LEFT JOIN node_health h ON h.nodeid = nodes.id"
     };
 }
 
@@ -90,6 +94,14 @@ const UPDATE_NODE: &str = "UPDATE nodes SET node = COALESCE($1, node), \
 const DELETE_NODE: &str = "DELETE FROM nodes WHERE id = $1";
 const UNASSIGN: &str = "UPDATE users SET replaced_at = $1 \
      WHERE service = $2 AND nodeid = $3 AND replaced_at IS NULL";
+
+// Node health, as the checks found it.
+const SAVE_HEALTH: &str = "INSERT INTO node_health \
+     (nodeid, failures, down, last_check, last_ok, down_since, last_error) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (nodeid) DO UPDATE SET failures = excluded.failures, \
+     down = excluded.down, last_check = excluded.last_check, last_ok = excluded.last_ok, \
+     down_since = excluded.down_since, last_error = excluded.last_error";
+const FORGET_HEALTH: &str = "DELETE FROM node_health WHERE nodeid = $1";
 
 // Revocations (ADR 0012).
 /// Binds: at, email, service.

@@ -22,7 +22,11 @@ macro_rules! select_users {
 /// The node columns [`crate::db::session::node_row`] reads.
 macro_rules! select_nodes {
     () => {
-        "SELECT id, node, available, current_load, capacity, downed, backoff FROM nodes"
+        "SELECT id, node, available, current_load, capacity, downed, backoff, \
+         h.failures AS health_failures, h.down AS health_down, \
+         h.last_check AS health_last_check, h.last_ok AS health_last_ok, \
+         h.down_since AS health_down_since, h.last_error AS health_last_error \
+         FROM nodes LEFT JOIN node_health h ON h.nodeid = nodes.id"
     };
 }
 
@@ -78,6 +82,14 @@ const UNASSIGN: &str = "UPDATE users SET replaced_at = ? \
      WHERE service = ? AND nodeid = ? AND replaced_at IS NULL";
 
 /// A write transaction holds the database's only write lock.
+// Node health, as the checks found it.
+const SAVE_HEALTH: &str = "INSERT INTO node_health \
+     (nodeid, failures, down, last_check, last_ok, down_since, last_error) \
+     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (nodeid) DO UPDATE SET failures = excluded.failures, \
+     down = excluded.down, last_check = excluded.last_check, last_ok = excluded.last_ok, \
+     down_since = excluded.down_since, last_error = excluded.last_error";
+const FORGET_HEALTH: &str = "DELETE FROM node_health WHERE nodeid = ?";
+
 // Revocations (ADR 0012).
 /// Binds: at, email, service.
 const REVOKE_LIVE: &str = "INSERT INTO node_revocations (service, node, uid, created_at) \
