@@ -10,6 +10,8 @@ pub mod db_url;
 pub mod failure;
 /// HAWK request verification with replay protection.
 pub mod hawk;
+/// The wire format of live migration between storage nodes.
+pub mod migration;
 /// Connecting to MySQL/MariaDB and classifying its errors, for both services.
 #[cfg(feature = "mysql")]
 pub mod mysql;

@@ -62,7 +62,7 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Node(command) => match postbox(config).await {
-            Ok((config, postbox)) => admin::node(&config, command, Some(postbox)).await,
+            Ok((config, postbox)) => admin::node(&config, command, Some(postbox), None).await,
             Err(e) => Err(e),
         },
         Command::PurgeReplaced(args) => purge(config, args).await,

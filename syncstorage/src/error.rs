@@ -82,6 +82,7 @@ impl From<DbError> for ApiError {
             DbError::QuotaExceeded => ApiError::BadRequest(WeaveCode::OverQuota),
             DbError::BatchNotFound => ApiError::BadRequest(WeaveCode::Unknown),
             DbError::BatchTooLarge => ApiError::BadRequest(WeaveCode::SizeLimitExceeded),
+            DbError::Fenced => ApiError::Unavailable("the user is moving to another node".into()),
             DbError::Unavailable(source) => ApiError::Unavailable(source),
             DbError::Other(source) => ApiError::Internal(source),
         }

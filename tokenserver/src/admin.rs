@@ -9,8 +9,10 @@ use sync_common::cli::CliResult;
 
 use crate::config::TokenserverConfig;
 use crate::db::{self, Node, NodeUpdate, TokenStore, UserRecord};
+use crate::migrate::{Migrator, Progress};
 use crate::model::keys::ClientState;
 use crate::model::user::KeyState;
+use crate::node_client::NodeClient;
 use crate::purge::{self, DataPolicy, UserData};
 use crate::revocations::{Courier, Postbox};
 
@@ -51,6 +53,10 @@ pub enum NodeCommand {
     /// Stop giving the node new users and move its users elsewhere.
     Drain {
         url: String,
+        /// Copy each user's data to this node instead, so no device uploads
+        /// again (as `migrate`, for every user).
+        #[arg(long)]
+        migrate_to: Option<String>,
         /// Also refuse every token issued for the node so far, so all its
         /// clients fetch new ones at once (users still placed there get it
         /// again).
@@ -61,6 +67,18 @@ pub enum NodeCommand {
     Unassign { url: String },
     /// Unassign the node's users, then delete it.
     Remove { url: String },
+    /// Move users and their data to another node while they keep syncing:
+    /// they find everything there, and no device uploads again.
+    Migrate {
+        from: String,
+        to: String,
+        /// At most this many users (default: all).
+        #[arg(long)]
+        users: Option<u64>,
+        /// At most this many users a second.
+        #[arg(long)]
+        rate: Option<f64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,11 +145,13 @@ pub async fn migrate(settings: &TokenserverConfig) -> CliResult {
 }
 
 /// Runs a node command. Revocations it queues go out through `postbox`
-/// at once (`None`: no master secret here; the servers deliver them).
+/// at once (`None`: no master secret here; the servers deliver them);
+/// migrations reach the nodes through `nodes`.
 pub async fn node(
     settings: &TokenserverConfig,
     command: NodeCommand,
     postbox: Option<Arc<dyn Postbox>>,
+    nodes: Option<NodeClient>,
 ) -> CliResult {
     // Adding the first node is how a deployment starts: it may create the
     // database. Everything else needs an existing one.
@@ -179,12 +199,20 @@ pub async fn node(
             let node = store.update_node(&url, &update).await?;
             print_nodes(&[node]);
         }
-        NodeCommand::Drain { url, now } => {
+        NodeCommand::Drain {
+            url,
+            now,
+            migrate_to,
+        } => {
             let update = NodeUpdate {
                 backoff: Some(true),
                 ..NodeUpdate::default()
             };
             store.update_node(&url, &update).await?;
+            if let Some(to) = migrate_to {
+                let migration = Migration::new(settings, &store, postbox.clone(), nodes)?;
+                migration.run(&url, &to, None, None).await?;
+            }
             let moved = store.unassign_node(&url).await?;
             println!("drained {url}: no new users; {moved} users move at their next sync");
             if now {
@@ -199,6 +227,15 @@ pub async fn node(
         NodeCommand::Remove { url } => {
             let moved = store.remove_node(&url).await?;
             println!("removed node {url}; {moved} users move at their next sync");
+        }
+        NodeCommand::Migrate {
+            from,
+            to,
+            users,
+            rate,
+        } => {
+            let migration = Migration::new(settings, &store, postbox.clone(), nodes)?;
+            migration.run(&from, &to, users, rate).await?;
         }
     }
     deliver(settings, store, postbox).await
@@ -244,6 +281,63 @@ pub async fn user(
         }
     }
     deliver(settings, store, postbox).await
+}
+
+/// A migration from the command line, with its progress on stdout.
+struct Migration {
+    migrator: Migrator,
+}
+
+impl Migration {
+    fn new(
+        settings: &TokenserverConfig,
+        store: &Arc<dyn TokenStore>,
+        postbox: Option<Arc<dyn Postbox>>,
+        nodes: Option<NodeClient>,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let (Some(postbox), Some(nodes)) = (postbox, nodes) else {
+            return Err("moving data needs the master secret (SYNC_MASTER_SECRET)".into());
+        };
+        let courier = Courier::new(store.clone(), postbox, settings);
+        let migrator = Migrator::new(store.clone(), nodes, courier, settings.token_duration);
+        Ok(Self { migrator })
+    }
+
+    async fn run(&self, from: &str, to: &str, users: Option<u64>, rate: Option<f64>) -> CliResult {
+        let started = std::time::Instant::now();
+        let report = |p: &Progress, total: u64| {
+            let done = p.users + p.failed;
+            if done % 100 == 0 || done == total {
+                let secs = started.elapsed().as_secs_f64().max(0.001);
+                let per_second = done as f64 / secs;
+                let eta = (total - done) as f64 / per_second.max(0.001);
+                println!(
+                    "moved {}/{total} users ({} failed), {} records, {per_second:.1} users/s, ETA {eta:.0} s",
+                    p.users, p.failed, p.records
+                );
+            }
+        };
+        let progress = self
+            .migrator
+            .run(from, to, users.unwrap_or(u64::MAX), rate, report)
+            .await?;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "migrated {} users and {} records from {from} to {to} in {secs:.1} s ({:.0} records/s); {} failed",
+            progress.users,
+            progress.records,
+            progress.records as f64 / secs.max(0.001),
+            progress.failed
+        );
+        if progress.failed > 0 {
+            return Err(format!(
+                "{} users were not moved (see the log); they stay on {from}: run the command again",
+                progress.failed
+            )
+            .into());
+        }
+        Ok(())
+    }
 }
 
 /// Delivers the revocations waiting (a command may have queued some), and

@@ -21,6 +21,8 @@ pub mod error;
 pub mod health;
 /// The tokenserver's own metrics.
 pub mod metrics;
+/// Moving users' data between nodes.
+pub mod migrate;
 /// The protocol's rules as pure code.
 pub mod model;
 /// Signed calls to storage nodes.

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use sync_common::cli::{exit_code, load_and_start_logging, CliResult};
 use sync_common::token::TokenSecrets;
 use tokenserver::admin;
+use tokenserver::node_client::NodeClient;
 use tokenserver::purge::OverHttp;
 use tokenserver::revocations::{self, Postbox};
 use tokenserver::Config;
@@ -56,7 +57,10 @@ async fn main() -> ExitCode {
         Command::Migrate => admin::migrate(&config.tokenserver).await,
         Command::Config => print_config(&config),
         Command::Healthcheck => healthcheck(&config).await,
-        Command::Node(command) => admin::node(&config.tokenserver, command, postbox(&config)).await,
+        Command::Node(command) => {
+            let nodes = node_client(&config);
+            admin::node(&config.tokenserver, command, postbox(&config), nodes).await
+        }
         Command::User(command) => admin::user(&config.tokenserver, command, postbox(&config)).await,
         Command::PurgeReplaced(args) => purge(&config, args).await,
     })
@@ -89,6 +93,13 @@ fn postbox(config: &Config) -> Option<Arc<dyn Postbox>> {
             None
         }
     }
+}
+
+/// Signed calls to the nodes, when the master secret is known.
+fn node_client(config: &Config) -> Option<NodeClient> {
+    let secrets = TokenSecrets::new(&config.secrets()).ok()?;
+    let timeout = std::time::Duration::from_secs(config.tokenserver.node_timeout_seconds);
+    NodeClient::new(secrets, timeout).ok()
 }
 
 /// Purges with data deletion over HTTP when the master secret is known.

@@ -57,7 +57,11 @@ async fn a_dead_node_gets_no_new_users_and_comes_back_when_it_answers() {
     assert!(list.contains("last check failed"), "{list}");
     for i in 0..4 {
         let client = cluster.client(&format!("while-down-{i}")).await;
-        assert_eq!(cluster.node_of(&client), 1, "a new user went to the dead node");
+        assert_eq!(
+            cluster.node_of(&client),
+            1,
+            "a new user went to the dead node"
+        );
     }
     cluster.nodes[0].restart().await;
     within(NOTICED, "the node back in use", || async {

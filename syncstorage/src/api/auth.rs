@@ -110,6 +110,21 @@ pub async fn require_hawk(
     Ok(next.run(Request::from_parts(parts, Body::from(body))).await)
 }
 
+/// A request from the tokenserver itself (revocations, migrations): signed
+/// with a token for its own uid on this node. Its token and body.
+pub async fn from_tokenserver(
+    state: &AppState,
+    request: Request,
+) -> ApiResult<(TokenPayload, bytes::Bytes)> {
+    let (parts, body) = request.into_parts();
+    let (token, body) = authenticate(state, &parts, body, false).await?;
+    if token.uid != TOKENSERVER_UID {
+        tracing::debug!("a user's token cannot act for the tokenserver");
+        return Err(ApiError::Unauthorized { stale: None });
+    }
+    Ok((token, body))
+}
+
 /// Verifies a HAWK-signed request: the signature against the host and port
 /// the client used, the token's expiry (unless `allow_expired`), and that
 /// the token is for this node. Returns the token and the body (no body is

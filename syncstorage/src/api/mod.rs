@@ -8,6 +8,7 @@ mod collection;
 pub mod extract;
 pub mod headers;
 mod info;
+mod migration;
 mod ops;
 pub mod query;
 mod records;
@@ -95,7 +96,20 @@ pub fn routes(state: AppState) -> Router {
         .route("/__heartbeat__", get(ops::heartbeat))
         .route("/__lbheartbeat__", get(sync_common::ops::lbheartbeat))
         .route("/__version__", get(sync_common::ops::version))
-        .route(sync_common::revocation::PATH, post(revocations::record));
+        .route(sync_common::revocation::PATH, post(revocations::record))
+        .route(
+            "/__migration__/{uid}",
+            get(migration::state)
+                .post(migration::fence)
+                .put(migration::finish)
+                .delete(migration::evict),
+        )
+        .route(
+            "/__migration__/{uid}/{collection}",
+            get(migration::export)
+                .put(migration::import)
+                .delete(migration::drop),
+        );
     let timeout = Duration::from_secs(state.config.syncstorage.request_timeout_seconds);
     Router::new()
         .merge(storage)

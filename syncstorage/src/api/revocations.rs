@@ -4,19 +4,14 @@
 
 use axum::extract::{Request, State};
 use axum::Json;
-use sync_common::revocation::{Notice, Recorded, MAX_UIDS, TOKENSERVER_UID};
+use sync_common::revocation::{Notice, Recorded, MAX_UIDS};
 
-use super::auth::authenticate;
+use super::auth::from_tokenserver;
 use super::AppState;
 use crate::error::{ApiError, ApiResult, WeaveCode};
 
 pub async fn record(State(state): State<AppState>, request: Request) -> ApiResult<Json<Recorded>> {
-    let (parts, body) = request.into_parts();
-    let (token, body) = authenticate(&state, &parts, body, false).await?;
-    if token.uid != TOKENSERVER_UID {
-        tracing::debug!("a user's token cannot revoke tokens");
-        return Err(ApiError::Unauthorized { stale: None });
-    }
+    let (token, body) = from_tokenserver(&state, request).await?;
     let notice: Notice =
         serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest(WeaveCode::JsonParse))?;
     // The signer vouches for its token's node only.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
+use sync_common::migration::{Import, Record, UserState};
 use sync_common::revocation::Notice;
 use sync_common::telemetry::db::{Database, Outcome};
 
@@ -60,7 +61,8 @@ fn outcome<T>(result: &DbResult<T>) -> Outcome {
             | DbError::Conflict
             | DbError::QuotaExceeded
             | DbError::BatchNotFound
-            | DbError::BatchTooLarge => Outcome::Rejected,
+            | DbError::BatchTooLarge
+            | DbError::Fenced => Outcome::Rejected,
         },
     }
 }
@@ -277,6 +279,66 @@ impl SyncStore for Detached {
 
     async fn highest_uid(&self) -> DbResult<Option<u64>> {
         self.run("highest_uid", |s| async move { s.highest_uid().await })
+            .await
+    }
+
+    async fn user_state(&self, uid: Uid) -> DbResult<UserState> {
+        self.run("user_state", |s| async move { s.user_state(uid).await })
+            .await
+    }
+
+    async fn export_records(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        after: &str,
+        limit: u64,
+    ) -> DbResult<Vec<Record>> {
+        let (coll, after) = (coll.clone(), after.to_owned());
+        self.run("export_records", |s| async move {
+            s.export_records(uid, &coll, &after, limit).await
+        })
+        .await
+    }
+
+    async fn import_records(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        import: Import,
+    ) -> DbResult<()> {
+        let coll = coll.clone();
+        self.run("import_records", |s| async move {
+            s.import_records(uid, &coll, import).await
+        })
+        .await
+    }
+
+    async fn drop_collection(&self, uid: Uid, coll: &CollectionName) -> DbResult<()> {
+        let coll = coll.clone();
+        self.run("drop_collection", |s| async move {
+            s.drop_collection(uid, &coll).await
+        })
+        .await
+    }
+
+    async fn finish_import(&self, uid: Uid, modified: i64) -> DbResult<()> {
+        self.run("finish_import", |s| async move {
+            s.finish_import(uid, modified).await
+        })
+        .await
+    }
+
+    async fn fence_user(&self, uid: Uid, until: u64) -> DbResult<()> {
+        self.run(
+            "fence_user",
+            |s| async move { s.fence_user(uid, until).await },
+        )
+        .await
+    }
+
+    async fn evict_user(&self, uid: Uid) -> DbResult<()> {
+        self.run("evict_user", |s| async move { s.evict_user(uid).await })
             .await
     }
 

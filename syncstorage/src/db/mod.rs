@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sync_common::db_url::{Backend, DatabaseUrl};
+use sync_common::migration::{Import, Record, UserState};
 use sync_common::revocation::Notice;
 
 use crate::model::bso::{Bso, BsoId, BsoInput, CollectionName};
@@ -103,6 +104,9 @@ pub enum DbError {
     BatchNotFound,
     #[error("the batch is over its size limits")]
     BatchTooLarge,
+    /// The user is moving to another node (ADR 0013): writes wait.
+    #[error("the user's data is moving to another node")]
+    Fenced,
     #[error("database unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("database error: {0}")]
@@ -294,6 +298,39 @@ pub trait SyncStore: Send + Sync {
     /// The largest uid with anything stored, if any: a tokenserver must never
     /// hand it out to someone else (see the all-in-one's start).
     async fn highest_uid(&self) -> DbResult<Option<u64>>;
+
+    // Migration (ADR 0013): the whole of a user's data, as it is stored.
+    /// The user's timestamps: the storage's and each collection's.
+    async fn user_state(&self, uid: Uid) -> DbResult<UserState>;
+
+    /// Up to `limit` live records of `coll` with ids after `after`, in id
+    /// order (an unknown collection has none).
+    async fn export_records(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        after: &str,
+        limit: u64,
+    ) -> DbResult<Vec<Record>>;
+
+    /// Stores records as they are (timestamps and expiry included) and sets
+    /// the collection's timestamp; fences do not apply.
+    async fn import_records(&self, uid: Uid, coll: &CollectionName, import: Import)
+        -> DbResult<()>;
+
+    /// Drops a collection without touching any timestamp.
+    async fn drop_collection(&self, uid: Uid, coll: &CollectionName) -> DbResult<()>;
+
+    /// Ends an import: sets the storage's timestamp and serves the user here
+    /// (lifting any fence or revocation of the uid).
+    async fn finish_import(&self, uid: Uid, modified: i64) -> DbResult<()>;
+
+    /// Refuses the user's writes until `until` (unix seconds). Waits for
+    /// a write in progress.
+    async fn fence_user(&self, uid: Uid, until: u64) -> DbResult<()>;
+
+    /// Deletes everything the user stores, keeping the fence.
+    async fn evict_user(&self, uid: Uid) -> DbResult<()>;
 
     /// Records a tokenserver's notice (ADR 0012), and forgets revoked uids
     /// whose tokens have all expired by `now` (unix seconds).

@@ -186,6 +186,24 @@ pub trait Session: Send {
     /// The largest uid with anything stored.
     async fn highest_uid(&mut self) -> DbResult<Option<i64>>;
 
+    // Migration (ADR 0013); fences in unix seconds.
+    /// Refuses the user's writes until `until`.
+    async fn fence(&mut self, uid: Uid, until: i64) -> DbResult<()>;
+    async fn fenced_until(&mut self, uid: Uid) -> DbResult<Option<i64>>;
+    async fn unfence(&mut self, uid: Uid) -> DbResult<()>;
+    /// Serves `uid`'s tokens again (it moved back here).
+    async fn lift_revocation(&mut self, uid: Uid) -> DbResult<()>;
+    /// Up to `limit` live rows of the collection with ids after `after`,
+    /// in id order.
+    async fn records_after(
+        &mut self,
+        uid: Uid,
+        coll: i64,
+        after: &str,
+        limit: i64,
+        now: SyncTimestamp,
+    ) -> DbResult<Vec<Bso>>;
+
     // Revocations (ADR 0012); times in unix seconds.
     /// Refuses every token of `uids` until `expires` at least.
     async fn revoke_uids(&mut self, uids: &[i64], expires: i64) -> DbResult<()>;

@@ -621,6 +621,65 @@ macro_rules! sql_session {
                     .map_err($classify)
             }
 
+            async fn fence(&mut self, uid: $crate::db::Uid, until: i64) -> $crate::db::DbResult<()> {
+                sqlx::query($sql::FENCE)
+                    .bind(uid.as_db())
+                    .bind(until)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($classify)?;
+                Ok(())
+            }
+
+            async fn fenced_until(
+                &mut self,
+                uid: $crate::db::Uid,
+            ) -> $crate::db::DbResult<Option<i64>> {
+                sqlx::query_scalar($sql::FENCED_UNTIL)
+                    .bind(uid.as_db())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err($classify)
+            }
+
+            async fn unfence(&mut self, uid: $crate::db::Uid) -> $crate::db::DbResult<()> {
+                sqlx::query($sql::UNFENCE)
+                    .bind(uid.as_db())
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($classify)?;
+                Ok(())
+            }
+
+            async fn lift_revocation(&mut self, uid: $crate::db::Uid) -> $crate::db::DbResult<()> {
+                sqlx::query($sql::LIFT_REVOCATION)
+                    .bind(uid.as_db())
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($classify)?;
+                Ok(())
+            }
+
+            async fn records_after(
+                &mut self,
+                uid: $crate::db::Uid,
+                coll: i64,
+                after: &str,
+                limit: i64,
+                now: $crate::model::timestamp::SyncTimestamp,
+            ) -> $crate::db::DbResult<Vec<$crate::model::bso::Bso>> {
+                let rows = sqlx::query($sql::RECORDS_AFTER)
+                    .bind(uid.as_db())
+                    .bind(coll)
+                    .bind(now.as_db())
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err($classify)?;
+                rows.iter().map(Self::bso).collect()
+            }
+
             async fn revoke_uids(&mut self, uids: &[i64], expires: i64) -> $crate::db::DbResult<()> {
                 for chunk in uids.chunks($crate::db::sql_session::ROWS_PER_STATEMENT) {
                     let mut sql = sqlx::QueryBuilder::<$db>::new($sql::REVOKE_UIDS);

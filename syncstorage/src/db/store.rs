@@ -8,6 +8,7 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
+use sync_common::migration::{Import, Record, UserState};
 use sync_common::revocation::Notice;
 use sync_common::telemetry::db::wait_for_connection;
 use tokio::sync::OwnedSemaphorePermit;
@@ -187,9 +188,17 @@ impl SqlStore {
         wait_for_connection(self.db.pool(false), self.db.read()).await
     }
 
-    /// A write transaction holding the user's lock.
+    /// A write transaction holding the user's lock, unless the user is
+    /// fenced (moving to another node). Under the lock, so a fence set by
+    /// another process waits for this write, and every write after it sees
+    /// the fence.
     async fn write(&self, uid: Uid) -> DbResult<Box<dyn Session>> {
-        self.begin_write(Some(uid)).await
+        let mut s = self.begin_write(Some(uid)).await?;
+        let now = to_i64(SyncTimestamp::now().as_seconds());
+        if s.fenced_until(uid).await?.is_some_and(|until| until > now) {
+            return Err(DbError::Fenced);
+        }
+        Ok(s)
     }
 
     /// A write transaction, holding `uid`'s lock if given.
@@ -322,7 +331,7 @@ async fn apply_writes(
     writes: &[BsoInput],
     at: WriteTime,
 ) -> DbResult<()> {
-    for chunk in statement_chunks(writes) {
+    for chunk in statement_chunks(writes, BsoInput::payload_len) {
         let needed: Vec<&str> = chunk
             .iter()
             .filter(|w| w.payload.is_keep() || w.sortindex.is_keep() || w.ttl.is_keep())
@@ -353,22 +362,22 @@ async fn apply_writes(
     Ok(())
 }
 
-/// Splits writes into statements of bounded rows and payload bytes.
-fn statement_chunks(writes: &[BsoInput]) -> Vec<&[BsoInput]> {
+/// Splits rows into statements of bounded rows and payload bytes.
+fn statement_chunks<T>(rows: &[T], payload_len: impl Fn(&T) -> usize) -> Vec<&[T]> {
     let mut chunks = Vec::new();
     let (mut start, mut bytes) = (0, 0);
-    for (i, write) in writes.iter().enumerate() {
-        let full =
-            i - start == ROWS_PER_STATEMENT || bytes + write.payload_len() > BYTES_PER_STATEMENT;
+    for (i, row) in rows.iter().enumerate() {
+        let len = payload_len(row);
+        let full = i - start == ROWS_PER_STATEMENT || bytes + len > BYTES_PER_STATEMENT;
         if full && i > start {
-            chunks.push(&writes[start..i]);
+            chunks.push(&rows[start..i]);
             start = i;
             bytes = 0;
         }
-        bytes += write.payload_len();
+        bytes += len;
     }
-    if start < writes.len() {
-        chunks.push(&writes[start..]);
+    if start < rows.len() {
+        chunks.push(&rows[start..]);
     }
     chunks
 }
@@ -391,6 +400,26 @@ fn staged_items(writes: &[BsoInput]) -> Vec<String> {
 
 fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+fn record_of(bso: Bso) -> Record {
+    Record {
+        id: bso.id,
+        modified: bso.modified.as_db(),
+        payload: bso.payload,
+        sortindex: bso.sortindex,
+        expiry: bso.expiry.as_db(),
+    }
+}
+
+fn bso_of(record: Record) -> Bso {
+    Bso {
+        id: record.id,
+        modified: SyncTimestamp::from_db(record.modified),
+        payload: record.payload,
+        sortindex: record.sortindex,
+        expiry: SyncTimestamp::from_db(record.expiry),
+    }
 }
 
 /// A time or epoch as SQL stores it (past i64::MAX: the largest).
@@ -706,6 +735,85 @@ impl SyncStore for SqlStore {
         Ok(s.highest_uid().await?.and_then(|u| u64::try_from(u).ok()))
     }
 
+    async fn user_state(&self, uid: Uid) -> DbResult<UserState> {
+        let mut s = self.read().await?;
+        let modified = s.user_timestamp(uid).await?.as_db();
+        let collections = s.collection_timestamps(uid).await?.into_iter().collect();
+        Ok(UserState {
+            modified,
+            collections,
+        })
+    }
+
+    async fn export_records(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        after: &str,
+        limit: u64,
+    ) -> DbResult<Vec<Record>> {
+        let mut s = self.read().await?;
+        let Some(id) = s.collection_id(coll.as_str()).await? else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = s
+            .records_after(uid, id, after, limit, SyncTimestamp::now())
+            .await?;
+        Ok(rows.into_iter().map(record_of).collect())
+    }
+
+    async fn import_records(
+        &self,
+        uid: Uid,
+        coll: &CollectionName,
+        import: Import,
+    ) -> DbResult<()> {
+        let mut s = self.begin_write(Some(uid)).await?;
+        let id = self.collection_id_for_write(&mut *s, coll).await?;
+        if import.replace {
+            s.delete_collection(uid, id).await?;
+        }
+        let rows: Vec<Bso> = import.records.into_iter().map(bso_of).collect();
+        for chunk in statement_chunks(&rows, |b| b.payload.len()) {
+            s.upsert_bsos(uid, id, chunk).await?;
+        }
+        // The storage's timestamp is set once every collection is in.
+        let user_modified = s.user_timestamp(uid).await?;
+        s.touch(uid, Some(id), SyncTimestamp::from_db(import.modified))
+            .await?;
+        s.touch(uid, None, user_modified).await?;
+        s.commit().await
+    }
+
+    async fn drop_collection(&self, uid: Uid, coll: &CollectionName) -> DbResult<()> {
+        let mut s = self.begin_write(Some(uid)).await?;
+        if let Some(id) = s.collection_id(coll.as_str()).await? {
+            s.delete_collection(uid, id).await?;
+        }
+        s.commit().await
+    }
+
+    async fn finish_import(&self, uid: Uid, modified: i64) -> DbResult<()> {
+        let mut s = self.begin_write(Some(uid)).await?;
+        s.touch(uid, None, SyncTimestamp::from_db(modified)).await?;
+        s.unfence(uid).await?;
+        s.lift_revocation(uid).await?;
+        s.commit().await
+    }
+
+    async fn fence_user(&self, uid: Uid, until: u64) -> DbResult<()> {
+        let mut s = self.begin_write(Some(uid)).await?;
+        s.fence(uid, to_i64(until)).await?;
+        s.commit().await
+    }
+
+    async fn evict_user(&self, uid: Uid) -> DbResult<()> {
+        let mut s = self.begin_write(Some(uid)).await?;
+        s.delete_user(uid, true).await?;
+        s.commit().await
+    }
+
     async fn record_revocations(&self, notice: &Notice, now: u64) -> DbResult<()> {
         let uids: Vec<i64> = notice
             .uids
@@ -770,13 +878,19 @@ mod tests {
     #[test]
     fn statements_are_bounded_by_rows_and_bytes() {
         let many: Vec<_> = (0..450).map(|i| write(&i.to_string(), 1)).collect();
-        let sizes: Vec<_> = statement_chunks(&many).iter().map(|c| c.len()).collect();
+        let sizes: Vec<_> = statement_chunks(&many, BsoInput::payload_len)
+            .iter()
+            .map(|c| c.len())
+            .collect();
         assert_eq!(sizes, vec![200, 200, 50]);
         let big: Vec<_> = (0..5)
             .map(|i| write(&i.to_string(), 2 * 1024 * 1024))
             .collect();
-        let sizes: Vec<_> = statement_chunks(&big).iter().map(|c| c.len()).collect();
+        let sizes: Vec<_> = statement_chunks(&big, BsoInput::payload_len)
+            .iter()
+            .map(|c| c.len())
+            .collect();
         assert_eq!(sizes, vec![2, 2, 1]);
-        assert!(statement_chunks(&[]).is_empty());
+        assert!(statement_chunks::<BsoInput>(&[], BsoInput::payload_len).is_empty());
     }
 }

@@ -201,6 +201,22 @@ impl TokenStore for Detached {
         .await
     }
 
+    async fn users_on_node(&self, url: &str, limit: u64) -> DbResult<Vec<UserRecord>> {
+        let url = url.to_owned();
+        self.run("users_on_node", |s| async move {
+            s.users_on_node(&url, limit).await
+        })
+        .await
+    }
+
+    async fn switch_node(&self, uid: i64, from: &str, to: &str) -> DbResult<UserRecord> {
+        let (from, to) = (from.to_owned(), to.to_owned());
+        self.run("switch_node", |s| async move {
+            s.switch_node(uid, &from, &to).await
+        })
+        .await
+    }
+
     async fn record_node_check(
         &self,
         node_id: i64,

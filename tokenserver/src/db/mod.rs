@@ -212,6 +212,15 @@ pub trait TokenStore: Send + Sync {
     /// Deletes one (replaced) record.
     async fn delete_record(&self, uid: i64) -> DbResult<()>;
 
+    /// Up to `limit` users with a live record on the node, by uid.
+    async fn users_on_node(&self, url: &str, limit: u64) -> DbResult<Vec<UserRecord>>;
+
+    /// The user's data was copied to node `to` (ADR 0013): their live
+    /// record `uid` points there from now on, its tokens for the old node
+    /// are revoked, and any revocation of it waiting for `to` is dropped.
+    /// `Invalid` if `uid` is no longer live on `from`.
+    async fn switch_node(&self, uid: i64, from: &str, to: &str) -> DbResult<UserRecord>;
+
     /// Records a check of node `node_id`'s heartbeat at `at`, judged by
     /// `policy`; returns what the node's health is now.
     async fn record_node_check(

@@ -124,6 +124,16 @@ pub trait Session: Send {
     /// Marks the live records on the node replaced at `at`.
     async fn unassign(&mut self, node_id: i64, at: i64) -> DbResult<u64>;
 
+    // Migration (ADR 0013).
+    /// Up to `limit` live records on the node, by uid.
+    async fn live_on_node(&mut self, node_id: i64, limit: u64) -> DbResult<Vec<UserRecord>>;
+
+    /// Points record `uid` at another node (its data moved there).
+    async fn move_record(&mut self, uid: i64, node_id: i64) -> DbResult<()>;
+
+    /// Drops the node URL's waiting revocations of `uid` (it moves back).
+    async fn drop_revocations(&mut self, url: &str, uid: i64) -> DbResult<()>;
+
     // Revocations (ADR 0012): queued in the transaction that makes them.
     /// Queues the revocation of `email`'s live records (those with a uid
     /// below `below`, if given) on their nodes.

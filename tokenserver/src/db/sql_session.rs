@@ -383,6 +383,42 @@ macro_rules! sql_session {
                 Ok(done.rows_affected())
             }
 
+            async fn live_on_node(
+                &mut self,
+                node_id: i64,
+                limit: u64,
+            ) -> $crate::db::DbResult<Vec<$crate::db::UserRecord>> {
+                let rows = sqlx::query($sql::LIVE_ON_NODE)
+                    .bind(self.service)
+                    .bind(node_id)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                Self::records_of(&rows)
+            }
+
+            async fn move_record(&mut self, uid: i64, node_id: i64) -> $crate::db::DbResult<()> {
+                sqlx::query($sql::MOVE_RECORD)
+                    .bind(node_id)
+                    .bind(uid)
+                    .execute(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                Ok(())
+            }
+
+            async fn drop_revocations(&mut self, url: &str, uid: i64) -> $crate::db::DbResult<()> {
+                sqlx::query($sql::DROP_REVOCATIONS)
+                    .bind(self.service)
+                    .bind(url)
+                    .bind(uid)
+                    .execute(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                Ok(())
+            }
+
             async fn revoke_user(
                 &mut self,
                 email: &str,

@@ -259,6 +259,33 @@ impl TokenStore for SqlStore {
         self.plain().await?.delete_record(uid).await
     }
 
+    async fn users_on_node(&self, url: &str, limit: u64) -> DbResult<Vec<UserRecord>> {
+        let mut conn = self.plain().await?;
+        let node = node_named(conn.as_mut(), url).await?;
+        conn.live_on_node(node.id, limit).await
+    }
+
+    async fn switch_node(&self, uid: i64, from: &str, to: &str) -> DbResult<UserRecord> {
+        let mut tx = self.write().await?;
+        tx.lock_nodes().await?;
+        let record = tx.record(uid).await?;
+        tx.lock_user(&record.email).await?;
+        let record = tx.record(uid).await?;
+        if record.replaced_at.is_some() || record.node.as_deref() != Some(from) {
+            return Err(DbError::Invalid(format!(
+                "uid {uid} is no longer a live user of {from}"
+            )));
+        }
+        let target = node_named(tx.as_mut(), to).await?;
+        tx.revoke_user(&record.email, None, now_ms()).await?;
+        tx.drop_revocations(to, uid).await?;
+        tx.move_record(uid, target.id).await?;
+        tx.add_load(target.id).await?;
+        let moved = tx.record(uid).await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
     async fn record_node_check(
         &self,
         node_id: i64,

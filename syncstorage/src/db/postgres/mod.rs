@@ -76,6 +76,16 @@ mod sql {
         "DELETE FROM user_collections WHERE userid = $1",
         "DELETE FROM batches WHERE userid = $1",
     ];
+    // Migration (ADR 0013).
+    pub const FENCE: &str = "INSERT INTO user_fences (userid, fenced_until) VALUES ($1, $2) \
+         ON CONFLICT (userid) DO UPDATE SET fenced_until = excluded.fenced_until";
+    pub const FENCED_UNTIL: &str = "SELECT fenced_until FROM user_fences WHERE userid = $1";
+    pub const UNFENCE: &str = "DELETE FROM user_fences WHERE userid = $1";
+    pub const LIFT_REVOCATION: &str = "DELETE FROM revoked_uids WHERE uid = $1";
+    /// A collection's live records in id order, after an id.
+    pub const RECORDS_AFTER: &str = "SELECT id, modified, payload, sortindex, expiry FROM bsos \
+         WHERE userid = $1 AND collection = $2 AND expiry > $3 AND id > $4 \
+         ORDER BY id LIMIT $5";
     // Revocations (ADR 0012).
     pub const REVOKE_UIDS: &str = "INSERT INTO revoked_uids (uid, expires) ";
     pub const REVOKE_UIDS_SUFFIX: &str = " ON CONFLICT (uid) DO UPDATE SET \

@@ -69,6 +69,16 @@ mod sql {
         "DELETE FROM user_collections WHERE userid = ?",
         "DELETE FROM batches WHERE userid = ?",
     ];
+    // Migration (ADR 0013).
+    pub const FENCE: &str = "INSERT INTO user_fences (userid, fenced_until) VALUES (?, ?) \
+         ON CONFLICT (userid) DO UPDATE SET fenced_until = excluded.fenced_until";
+    pub const FENCED_UNTIL: &str = "SELECT fenced_until FROM user_fences WHERE userid = ?";
+    pub const UNFENCE: &str = "DELETE FROM user_fences WHERE userid = ?";
+    pub const LIFT_REVOCATION: &str = "DELETE FROM revoked_uids WHERE uid = ?";
+    /// A collection's live records in id order, after an id.
+    pub const RECORDS_AFTER: &str = "SELECT id, modified, payload, sortindex, expiry FROM bsos \
+         WHERE userid = ? AND collection = ? AND expiry > ? AND id > ? \
+         ORDER BY id LIMIT ?";
     // Revocations (ADR 0012).
     pub const REVOKE_UIDS: &str = "INSERT INTO revoked_uids (uid, expires) ";
     pub const REVOKE_UIDS_SUFFIX: &str =

@@ -103,6 +103,17 @@ const SAVE_HEALTH: &str = "INSERT INTO node_health \
      down_since = excluded.down_since, last_error = excluded.last_error";
 const FORGET_HEALTH: &str = "DELETE FROM node_health WHERE nodeid = $1";
 
+// Migration (ADR 0013).
+/// Live records on a node, by uid.
+const LIVE_ON_NODE: &str = concat!(
+    select_users!(),
+    " WHERE u.service = $1 AND u.nodeid = $2 AND u.replaced_at IS NULL \
+     ORDER BY u.uid LIMIT $3"
+);
+const MOVE_RECORD: &str = "UPDATE users SET nodeid = $1 WHERE uid = $2";
+const DROP_REVOCATIONS: &str =
+    "DELETE FROM node_revocations WHERE service = $1 AND node = $2 AND uid = $3";
+
 // Revocations (ADR 0012).
 /// Binds: at, email, service.
 const REVOKE_LIVE: &str = "INSERT INTO node_revocations (service, node, uid, created_at) \

@@ -90,6 +90,17 @@ const SAVE_HEALTH: &str = "INSERT INTO node_health \
      down_since = excluded.down_since, last_error = excluded.last_error";
 const FORGET_HEALTH: &str = "DELETE FROM node_health WHERE nodeid = ?";
 
+// Migration (ADR 0013).
+/// Live records on a node, by uid.
+const LIVE_ON_NODE: &str = concat!(
+    select_users!(),
+    " WHERE u.service = ? AND u.nodeid = ? AND u.replaced_at IS NULL \
+     ORDER BY u.uid LIMIT ?"
+);
+const MOVE_RECORD: &str = "UPDATE users SET nodeid = ? WHERE uid = ?";
+const DROP_REVOCATIONS: &str =
+    "DELETE FROM node_revocations WHERE service = ? AND node = ? AND uid = ?";
+
 // Revocations (ADR 0012).
 /// Binds: at, email, service.
 const REVOKE_LIVE: &str = "INSERT INTO node_revocations (service, node, uid, created_at) \

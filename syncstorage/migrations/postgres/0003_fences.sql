@@ -1,0 +1,6 @@
+-- Users whose writes this node refuses (503) while they move to another
+-- node, and after (ADR 0013); unix seconds.
+CREATE TABLE user_fences (
+    userid       BIGINT PRIMARY KEY,
+    fenced_until BIGINT NOT NULL
+);
