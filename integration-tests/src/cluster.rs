@@ -128,6 +128,19 @@ impl Cluster {
         stdout
     }
 
+    /// Starts the operator command `tokenserver <args>` without waiting.
+    pub fn admin_spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(binary("tokenserver"))
+            .args(args)
+            .env_clear()
+            .envs(self.tokenserver_env.iter().map(|(k, v)| (k, v)))
+            .env("SYNC_LOG_LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     /// A client with a fresh token for `fxa_uid`.
     pub async fn client(&self, fxa_uid: &str) -> SyncClient {
         token(&self.tokenserver.url, fxa_uid, 1, &[7; 16]).await

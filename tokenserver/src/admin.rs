@@ -160,6 +160,8 @@ pub async fn node(
     } else {
         open(settings).await?
     };
+    // Commands that may move users, and so queue revocations.
+    let moves = !matches!(command, NodeCommand::List | NodeCommand::Add { .. });
     match command {
         NodeCommand::List => list_nodes(store.as_ref()).await?,
         NodeCommand::Add {
@@ -238,7 +240,10 @@ pub async fn node(
             migration.run(&from, &to, users, rate).await?;
         }
     }
-    deliver(settings, store, postbox).await
+    if moves {
+        deliver(settings, store, postbox).await?;
+    }
+    Ok(())
 }
 
 /// Runs a user command; revocations go out as for [`node`].
@@ -248,6 +253,7 @@ pub async fn user(
     postbox: Option<Arc<dyn Postbox>>,
 ) -> CliResult {
     let store = open(settings).await?;
+    let moves = matches!(command, UserCommand::Allocate { .. });
     match command {
         UserCommand::Show { user } => {
             let email = email(settings, &user);
@@ -280,7 +286,10 @@ pub async fn user(
             println!("{}", store.count_users(node.as_deref()).await?);
         }
     }
-    deliver(settings, store, postbox).await
+    if moves {
+        deliver(settings, store, postbox).await?;
+    }
+    Ok(())
 }
 
 /// A migration from the command line, with its progress on stdout.

@@ -19,7 +19,9 @@ async fn observed(client: &SyncClient) -> Value {
     let mut all = serde_json::Map::new();
     let collections = info.json();
     for name in collections.as_object().unwrap().keys() {
-        let records = client.get(&format!("/storage/{name}?full=1&sort=index")).await;
+        let records = client
+            .get(&format!("/storage/{name}?full=1&sort=index"))
+            .await;
         assert_eq!(records.status, 200);
         all.insert(name.clone(), records.json());
     }
@@ -69,12 +71,23 @@ async fn moves_with_everything(backends: [TestBackend; 2]) {
     );
     fill(&old, 300).await;
     let before = observed(&old).await;
-    let last_modified = old.get("/storage/bookmarks?limit=1").await.header("x-last-modified");
+    let last_modified = old
+        .get("/storage/bookmarks?limit=1")
+        .await
+        .header("x-last-modified");
     let args = ["node", "migrate", &from_url, &to_url, "--users", "1"];
     let new = migrate_and_follow(&cluster, &old, &args).await;
-    assert_eq!(cluster.node_of(&new), 1 - from, "the token is for the new node");
+    assert_eq!(
+        cluster.node_of(&new),
+        1 - from,
+        "the token is for the new node"
+    );
     assert_eq!(new.uid, old.uid, "the same uid, on the new node");
-    assert_eq!(observed(&new).await, before, "everything as the client left it");
+    assert_eq!(
+        observed(&new).await,
+        before,
+        "everything as the client left it"
+    );
     let bookmarks = new.get("/storage/bookmarks?limit=1").await;
     assert_eq!(bookmarks.header("x-last-modified"), last_modified);
     // An incremental sync finds nothing new: nothing to download or upload.
@@ -85,11 +98,16 @@ async fn moves_with_everything(backends: [TestBackend; 2]) {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(new.get("/storage/tabs/t1").await.status, 404);
     // Writing goes on, after the copied timestamps.
-    let written = new.put("/storage/bookmarks/after", &json!({"payload": "new"})).await;
+    let written = new
+        .put("/storage/bookmarks/after", &json!({"payload": "new"}))
+        .await;
     assert_eq!(written.status, 200);
     assert!(written.json().as_f64().unwrap() > since);
     // The other user was not moved.
-    assert_eq!(cluster.node_of(&cluster.client("stayer").await), cluster.node_of(&stays));
+    assert_eq!(
+        cluster.node_of(&cluster.client("stayer").await),
+        cluster.node_of(&stays)
+    );
     assert_eq!(stays.get("/info/collections").await.status, 200);
 }
 
@@ -130,8 +148,9 @@ async fn no_acknowledged_write_is_lost_while_the_user_moves() {
                 match reply.status {
                     200 => break,
                     401 => {
-                        client = integration_tests::process::token(&tokenserver, "mover", 1, &[7; 16])
-                            .await
+                        client =
+                            integration_tests::process::token(&tokenserver, "mover", 1, &[7; 16])
+                                .await
                     }
                     503 | 409 => tokio::time::sleep(Duration::from_millis(50)).await,
                     other => panic!("a write got {other}"),
@@ -149,7 +168,11 @@ async fn no_acknowledged_write_is_lost_while_the_user_moves() {
     );
     cluster.admin(&["node", "migrate", &from_url, &to_url]);
     let (client, acknowledged) = writer.await.unwrap();
-    assert_eq!(cluster.node_of(&client), 1 - from, "the writer followed the move");
+    assert_eq!(
+        cluster.node_of(&client),
+        1 - from,
+        "the writer followed the move"
+    );
     let stored = client.get("/storage/history?full=1").await.json();
     let stored: Vec<&str> = stored
         .as_array()
@@ -158,8 +181,74 @@ async fn no_acknowledged_write_is_lost_while_the_user_moves() {
         .map(|r| r["id"].as_str().unwrap())
         .collect();
     for id in &acknowledged {
-        assert!(stored.contains(&id.as_str()), "acknowledged write {id} lost");
+        assert!(
+            stored.contains(&id.as_str()),
+            "acknowledged write {id} lost"
+        );
     }
     let bookmarks = client.get("/info/collection_counts").await.json();
     assert_eq!(bookmarks["bookmarks"], 2_000);
+}
+
+#[tokio::test]
+async fn a_migration_killed_anywhere_leaves_each_user_on_one_node_and_resumes() {
+    let backend = TestBackend::from_env();
+    let cluster = Cluster::start(&[backend, backend], &[], &[]).await;
+    let (from, to) = (cluster.nodes[0].url(), cluster.nodes[1].url());
+    // Every user on the first node.
+    cluster.admin(&["node", "update", to, "--downed", "true"]);
+    let users: Vec<String> = (0..30).map(|i| format!("user{i}")).collect();
+    for user in &users {
+        let client = cluster.client(user).await;
+        assert_eq!(cluster.node_of(&client), 0);
+        fill(&client, 150).await;
+    }
+    cluster.admin(&["node", "update", to, "--downed", "false"]);
+    let mut run = cluster.admin_spawn(&["node", "migrate", from, to]);
+    // Killed once a few users moved.
+    within(MOVED, "users moving", || async {
+        cluster
+            .admin(&["user", "count", "--node", to])
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+            >= 3
+    })
+    .await;
+    run.kill().unwrap(); // SIGKILL
+    run.wait().unwrap();
+    let mut moved = 0;
+    for user in &users {
+        let client = cluster.client(user).await;
+        moved += cluster.node_of(&client);
+        assert_whole(&client, user).await;
+    }
+    println!(
+        "{moved} of {} users had moved when the command was killed",
+        users.len()
+    );
+    assert!(
+        moved < users.len(),
+        "the command finished before it was killed"
+    );
+    cluster.admin(&["node", "migrate", from, to]);
+    for user in &users {
+        let client = cluster.client(user).await;
+        assert_eq!(
+            cluster.node_of(&client),
+            1,
+            "{user} was moved by the re-run"
+        );
+        assert_whole(&client, user).await;
+    }
+}
+
+/// The user's node serves all of their data.
+async fn assert_whole(client: &SyncClient, user: &str) {
+    let counts = client.get("/info/collection_counts").await;
+    assert_eq!(counts.status, 200, "{user}");
+    let counts = counts.json();
+    assert_eq!(counts["bookmarks"], 150, "{user}: {counts}");
+    assert_eq!(counts["meta"], 1, "{user}: {counts}");
+    assert_eq!(counts["history"], 2, "{user}: {counts}");
 }
