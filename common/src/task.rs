@@ -23,6 +23,23 @@ impl Background {
     pub fn spawn(work: impl Future<Output = ()> + Send + 'static) -> Self {
         Self(tokio::spawn(work))
     }
+
+    /// Runs `round` at once and then every `every` (a slow round delays
+    /// the next one rather than piling them up).
+    pub fn every<F, Fut>(every: std::time::Duration, mut round: F) -> Self
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        Self::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                round().await;
+            }
+        })
+    }
 }
 
 impl Drop for Background {

@@ -64,7 +64,11 @@ async fn main() {
         users as f64 / secs,
         (users * records) as f64 / secs
     );
-    for (i, _) in clients.iter().enumerate().step_by(users.div_ceil(20).max(1)) {
+    for (i, _) in clients
+        .iter()
+        .enumerate()
+        .step_by(users.div_ceil(20).max(1))
+    {
         let client = cluster.client(&format!("bench{i}")).await;
         assert_eq!(cluster.node_of(&client), 1);
         let counts = client.get("/info/collection_counts").await.json();
@@ -72,7 +76,10 @@ async fn main() {
     }
 }
 
-async fn clients_of(cluster: &Cluster, users: usize) -> Vec<integration_tests::sync_client::SyncClient> {
+async fn clients_of(
+    cluster: &Cluster,
+    users: usize,
+) -> Vec<integration_tests::sync_client::SyncClient> {
     let mut clients = Vec::with_capacity(users);
     for i in 0..users {
         clients.push(cluster.client(&format!("bench{i}")).await);

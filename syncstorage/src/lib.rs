@@ -134,10 +134,13 @@ impl Background {
         let storage = &state.config.syncstorage;
         let refresh = std::time::Duration::from_secs(storage.revocation_refresh_seconds);
         Self {
-            _tasks: vec![
+            _tasks: [
                 purge::spawn(state.store.clone(), storage),
-                state.revocations.spawn_refresher(refresh),
-            ],
+                Some(state.revocations.spawn_refresher(refresh)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         }
     }
 }

@@ -32,27 +32,29 @@ async fn purge_chunks(store: &dyn SyncStore, chunk: u64, total: &mut Purged) -> 
     }
 }
 
-/// Starts the periodic purge (a no-op task when the interval is 0).
-pub fn spawn(store: Arc<dyn SyncStore>, config: &StorageConfig) -> Background {
+/// Starts the periodic purge, unless its interval is 0.
+pub fn spawn(store: Arc<dyn SyncStore>, config: &StorageConfig) -> Option<Background> {
     let interval = config.purge_interval_seconds;
     let chunk = config.purge_chunk_rows.max(1);
-    Background::spawn(async move {
-        if interval == 0 {
-            return;
-        }
-        let mut ticker = tokio::time::interval(Duration::from_secs(interval));
-        loop {
-            ticker.tick().await;
-            match purge_all(store.as_ref(), chunk).await {
-                Ok(purged) if purged.rows() == 0 => {}
-                Ok(purged) => tracing::info!(
-                    records = purged.records,
-                    batch_items = purged.batch_items,
-                    batches = purged.batches,
-                    "purged expired data"
-                ),
-                Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
+    if interval == 0 {
+        return None;
+    }
+    Some(Background::every(
+        Duration::from_secs(interval),
+        move || {
+            let store = store.clone();
+            async move {
+                match purge_all(store.as_ref(), chunk).await {
+                    Ok(purged) if purged.rows() == 0 => {}
+                    Ok(purged) => tracing::info!(
+                        records = purged.records,
+                        batch_items = purged.batch_items,
+                        batches = purged.batches,
+                        "purged expired data"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
+                }
             }
-        }
-    })
+        },
+    ))
 }

@@ -56,15 +56,13 @@ impl Revocations {
             .clone()
     }
 
-    /// Rereads every `every`, until the task is aborted. A failed read
-    /// keeps the last one: the node keeps serving.
+    /// Rereads every `every` until dropped. A failed read keeps the last
+    /// one: the node keeps serving.
     pub fn spawn_refresher(self: &Arc<Self>, every: Duration) -> Background {
         let revocations = self.clone();
-        Background::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
+        Background::every(every, move || {
+            let revocations = revocations.clone();
+            async move {
                 if let Err(e) = revocations.refresh().await {
                     tracing::warn!(error = %e, "could not reread the revoked tokens; keeping the last read");
                 }

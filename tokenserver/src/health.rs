@@ -97,11 +97,9 @@ impl Checker {
     /// Checks every `every` until dropped.
     pub fn spawn(self: &Arc<Self>, every: Duration) -> Background {
         let checker = self.clone();
-        Background::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
+        Background::every(every, move || {
+            let checker = checker.clone();
+            async move {
                 if let Err(e) = checker.check_all().await {
                     tracing::warn!(error = %e, "cannot record the node checks");
                 }

@@ -177,18 +177,19 @@ impl Courier {
         }
     }
 
-    /// Delivers every `every` until aborted; a failure is logged and the
+    /// Delivers every `every` until dropped; a failure is logged and the
     /// revocations wait for the next round.
     pub fn spawn(self: &Arc<Self>, every: Duration) -> Background {
         let courier = self.clone();
-        Background::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = HashSet::new();
-            loop {
-                ticks.tick().await;
+        let failing = Arc::new(std::sync::Mutex::new(HashSet::new()));
+        Background::every(every, move || {
+            let (courier, failing) = (courier.clone(), failing.clone());
+            async move {
                 match courier.deliver().await {
-                    Ok(delivery) => log(&delivery, &mut failing),
+                    Ok(delivery) => log(
+                        &delivery,
+                        &mut failing.lock().unwrap_or_else(|e| e.into_inner()),
+                    ),
                     Err(e) => tracing::warn!(error = %e, "cannot read the revocations to deliver"),
                 }
             }
