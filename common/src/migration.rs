@@ -14,6 +14,10 @@ pub const PREFIX: &str = "/__migration__";
 /// Most records per read or write.
 pub const MAX_RECORDS: usize = 1_000;
 
+/// Payload bytes past which a page of records ends (one record alone may
+/// be larger).
+pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
+
 /// A user's timestamps: the storage's, and each collection's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserState {
@@ -47,15 +51,15 @@ pub struct Import {
     pub records: Vec<Record>,
 }
 
-/// The end of an import: the storage's timestamp. The node serves the user
-/// from then on (any fence or revocation of the uid there is lifted).
+/// The end of an import: the storage's timestamp.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finish {
     pub modified: i64,
 }
 
-/// Writes of the user are refused (503) until `until` (unix seconds).
+/// Writes of the user are refused (503) for `seconds` from now, by the
+/// node's own clock (0 lifts the fence).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fence {
-    pub until: u64,
+    pub seconds: u64,
 }

@@ -111,6 +111,13 @@ impl Cluster {
     /// tokenserver's settings; its output.
     #[track_caller]
     pub fn admin(&self, args: &[&str]) -> String {
+        let (ok, output) = self.admin_run(args);
+        assert!(ok, "{args:?} failed: {output}");
+        output
+    }
+
+    /// Runs the operator command; whether it succeeded, and all it printed.
+    pub fn admin_run(&self, args: &[&str]) -> (bool, String) {
         let output = Command::new(binary("tokenserver"))
             .args(args)
             .env_clear()
@@ -122,10 +129,9 @@ impl Cluster {
             )
             .output()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{args:?} failed: {stdout}{stderr}");
-        stdout
+        (output.status.success(), format!("{stdout}{stderr}"))
     }
 
     /// Starts the operator command `tokenserver <args>` without waiting.

@@ -11,7 +11,7 @@ use sync_common::task::Background;
 
 use crate::config::TokenserverConfig;
 use crate::db::{now_ms, DbResult, Node, TokenStore};
-use crate::model::health::CheckPolicy;
+use crate::model::health::{CheckPolicy, NodeHealth};
 
 /// Checks the nodes.
 pub struct Checker {
@@ -48,15 +48,34 @@ impl Checker {
             let checker = self.clone();
             checks.spawn(async move { checker.check(node).await });
         }
+        let mut checked = Vec::new();
         while let Some(done) = checks.join_next().await {
-            if let Ok(Err(e)) = done {
-                return Err(e);
+            match done {
+                Ok(Ok(node)) => checked.push(node),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        // Every node down at once says more about this process (its
+        // network, its resolver) than about the nodes: nobody moves.
+        if checked.iter().all(|(_, health)| health.down) {
+            if !checked.is_empty() {
+                tracing::warn!("every node fails its checks: no user is moved");
+            }
+            return Ok(());
+        }
+        for (node, health) in checked {
+            if health.users_must_move(now_ms(), self.policy) {
+                let moved = self.store.unassign_node(&node.node).await?;
+                if moved > 0 {
+                    tracing::warn!(node = %node.node, users = moved, "the node stayed down past the grace period: its users move");
+                }
             }
         }
         Ok(())
     }
 
-    async fn check(&self, node: Node) -> DbResult<()> {
+    async fn check(&self, node: Node) -> DbResult<(Node, NodeHealth)> {
         let outcome = self.probe(&node.node).await;
         let health = self
             .store
@@ -71,13 +90,7 @@ impl Checker {
             (true, false) => tracing::info!(node = %node.node, "the node is back"),
             _ => {}
         }
-        if health.users_must_move(now_ms(), self.policy) {
-            let moved = self.store.unassign_node(&node.node).await?;
-            if moved > 0 {
-                tracing::warn!(node = %node.node, users = moved, "the node stayed down past the grace period: its users move");
-            }
-        }
-        Ok(())
+        Ok((node, health))
     }
 
     /// One heartbeat: 200 is healthy, anything else (an answer, no answer

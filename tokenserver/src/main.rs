@@ -95,12 +95,19 @@ fn postbox(config: &Config) -> Option<Arc<dyn Postbox>> {
     }
 }
 
-/// Signed calls to the nodes, when the master secret is known.
+/// Signed calls to the nodes (migrations: pages of records take longer
+/// than a heartbeat), when the master secret is known.
 fn node_client(config: &Config) -> Option<NodeClient> {
     let secrets = TokenSecrets::new(&config.secrets()).ok()?;
-    let timeout = std::time::Duration::from_secs(config.tokenserver.node_timeout_seconds);
-    NodeClient::new(secrets, timeout).ok()
+    let timeout = config
+        .tokenserver
+        .node_timeout_seconds
+        .max(MIGRATION_TIMEOUT_SECONDS);
+    NodeClient::new(secrets, std::time::Duration::from_secs(timeout)).ok()
 }
+
+/// How long one migration call (a page of records) may take at least.
+const MIGRATION_TIMEOUT_SECONDS: u64 = 120;
 
 /// Purges with data deletion over HTTP when the master secret is known.
 async fn purge(config: &Config, args: admin::PurgeArgs) -> CliResult {

@@ -17,11 +17,11 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sync_common::migration::{
-    Fence, Finish, Import, Record, Records, UserState, MAX_RECORDS, PREFIX,
+    Fence, Finish, Import, Record, Records, UserState, MAX_RECORDS, PAGE_BYTES, PREFIX,
 };
 use sync_common::revocation::TOKENSERVER_UID;
 
-use crate::db::{now_ms, DbError, TokenStore, UserRecord};
+use crate::db::{DbError, TokenStore, UserRecord};
 use crate::node_client::{JsonBody, NodeClient};
 use crate::revocations::Courier;
 
@@ -87,6 +87,7 @@ impl Migrator {
         rate: Option<f64>,
         mut report: impl FnMut(&Progress, u64),
     ) -> Result<Progress> {
+        self.check_nodes(from, to).await?;
         let users = self.store.users_on_node(from, limit).await?;
         let total = u64::try_from(users.len()).unwrap_or(u64::MAX);
         let started = Instant::now();
@@ -104,11 +105,27 @@ impl Migrator {
             }
             report(&progress, total);
             if let Some(rate) = rate.filter(|r| *r > 0.0) {
-                let due = Duration::from_secs_f64((progress.users + progress.failed) as f64 / rate);
+                let done = (progress.users + progress.failed) as f64;
+                let due = Duration::try_from_secs_f64(done / rate).unwrap_or(Duration::MAX);
                 tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
             }
         }
         Ok(progress)
+    }
+
+    /// Two different nodes, the target registered and taking users.
+    async fn check_nodes(&self, from: &str, to: &str) -> Result<()> {
+        if from == to {
+            return Err(MigrateError::Node(format!(
+                "{from} is both source and target"
+            )));
+        }
+        let nodes = self.store.nodes().await?;
+        match nodes.iter().find(|n| n.node == to) {
+            Some(target) if target.usable() => Ok(()),
+            Some(_) => Err(MigrateError::Node(format!("{to} is down"))),
+            None => Err(MigrateError::Node(format!("no node {to}"))),
+        }
     }
 
     /// Moves one user; returns the records copied.
@@ -119,6 +136,8 @@ impl Migrator {
             .ok_or_else(|| MigrateError::Node("the user's node is gone".into()))?;
         let uid = u64::try_from(user.uid).map_err(|e| MigrateError::Node(e.to_string()))?;
         let user_path = format!("{PREFIX}/{uid}");
+        // Whatever an earlier attempt left on the target goes first.
+        self.call(to, Method::DELETE, &user_path, None).await?;
         // Everything, while the clients keep writing to the old node.
         let before: UserState = self.get(from, &user_path).await?;
         let mut copied = 0;
@@ -128,6 +147,31 @@ impl Migrator {
         // The last changes, with the old node refusing writes.
         let fenced = Instant::now();
         self.fence(from, uid, CUT_OVER_SECONDS).await?;
+        let cut_over = self.cut_over(from, to, uid, &before, fenced).await;
+        match cut_over {
+            Ok(more) => Ok(copied + more),
+            Err(e) => {
+                // The user stays: their writes resume on the old node now.
+                if let Err(lift) = self.fence(from, uid, 0).await {
+                    tracing::warn!(uid, error = %lift, "the fence lapses by itself");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Under the fence: copies what changed, switches the user and retires
+    /// the old copy; returns the records copied.
+    async fn cut_over(
+        &self,
+        from: &str,
+        to: &str,
+        uid: u64,
+        before: &UserState,
+        fenced: Instant,
+    ) -> Result<u64> {
+        let user_path = format!("{PREFIX}/{uid}");
+        let mut copied = 0;
         let after: UserState = self.get(from, &user_path).await?;
         for (coll, modified) in &after.collections {
             if before.collections.get(coll) != Some(modified) {
@@ -144,24 +188,40 @@ impl Migrator {
             modified: after.modified,
         };
         self.put(to, &user_path, &finish).await?;
+        // Still fenced, and nothing written since: the fence was in force
+        // all along (it lapses by the old node's clock, not ours).
         if fenced.elapsed() >= Duration::from_secs(CUT_OVER_SECONDS - 10) {
             return Err(MigrateError::TooSlow);
         }
+        self.fence(from, uid, CUT_OVER_SECONDS).await?;
+        let last: UserState = self.get(from, &user_path).await?;
+        if last != after {
+            return Err(MigrateError::Node(
+                "the user wrote during the cut-over".into(),
+            ));
+        }
         // The switch: from here on the user is on the new node.
-        self.store.switch_node(user.uid, from, to).await?;
-        if let Err(e) = self.retire(from, uid).await {
+        let record = i64::try_from(uid).map_err(node_error)?;
+        self.store.switch_node(record, from, to).await?;
+        if let Err(e) = self.retire(from, to, uid).await {
             tracing::warn!(uid, node = %from, error = %e, "moved; the old node keeps a copy it no longer serves");
         }
         Ok(copied)
     }
 
-    /// After the switch: the old node refuses the user's old tokens (the
-    /// revocation also waits for it if it is down), keeps refusing writes
-    /// while any of its tokens lives, and drops its copy.
-    async fn retire(&self, from: &str, uid: u64) -> Result<()> {
-        self.courier.deliver().await?;
+    /// After the switch: the new node serves the uid (lifting any old
+    /// revocation of it there); the old node refuses the user's old tokens,
+    /// keeps refusing writes while any of its tokens lives, and, once it
+    /// has the revocation, drops its copy.
+    async fn retire(&self, from: &str, to: &str, uid: u64) -> Result<()> {
+        let user_path = format!("{PREFIX}/{uid}");
+        self.call(to, Method::PATCH, &user_path, None).await?;
+        let delivery = self.courier.deliver().await?;
         self.fence(from, uid, self.token_seconds + 60).await?;
-        self.call(from, Method::DELETE, &format!("{PREFIX}/{uid}"), None)
+        if let Some((_, why)) = delivery.failed.iter().find(|(node, _)| node == from) {
+            return Err(MigrateError::Node(format!("the revocation waits: {why}")));
+        }
+        self.call(from, Method::DELETE, &user_path, None)
             .await
             .map(drop)
     }
@@ -179,7 +239,9 @@ impl Migrator {
                     &format!("{path}?after={}&limit={MAX_RECORDS}", encode(&after)),
                 )
                 .await?;
-            let full = page.records.len() == MAX_RECORDS;
+            // A page ends at MAX_RECORDS, or early past a byte budget.
+            let bytes: usize = page.records.iter().map(|r| r.payload.len()).sum();
+            let full = page.records.len() == MAX_RECORDS || bytes >= PAGE_BYTES / 4;
             if let Some(last) = page.records.last() {
                 after = last.id.clone();
             }
@@ -214,8 +276,7 @@ impl Migrator {
     }
 
     async fn fence(&self, node: &str, uid: u64, seconds: u64) -> Result<()> {
-        let until = u64::try_from(now_ms() / 1000).unwrap_or(0) + seconds;
-        let fence = Fence { until };
+        let fence = Fence { seconds };
         let body = JsonBody(serde_json::to_vec(&fence).map_err(node_error)?);
         self.call(node, Method::POST, &format!("{PREFIX}/{uid}"), Some(body))
             .await

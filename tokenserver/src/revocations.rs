@@ -172,7 +172,12 @@ impl Courier {
         Notice {
             node: node.to_owned(),
             epoch: revocations.iter().filter_map(epoch).max(),
-            uids: revocations.iter().filter_map(uid).collect(),
+            uids: revocations
+                .iter()
+                .filter_map(uid)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             until: revocations.iter().map(|r| self.until(r)).max().unwrap_or(0),
         }
     }

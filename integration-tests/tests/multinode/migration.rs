@@ -252,3 +252,21 @@ async fn assert_whole(client: &SyncClient, user: &str) {
     assert_eq!(counts["meta"], 1, "{user}: {counts}");
     assert_eq!(counts["history"], 2, "{user}: {counts}");
 }
+
+#[tokio::test]
+async fn a_node_is_never_migrated_onto_itself_or_onto_a_downed_node() {
+    let backend = TestBackend::from_env();
+    let cluster = Cluster::start(&[backend, backend], &[], &[]).await;
+    let client = cluster.client("careful").await;
+    fill(&client, 1_200).await;
+    let from = cluster.nodes[cluster.node_of(&client)].url().to_owned();
+    let other = cluster.nodes.iter().find(|n| n.url() != from).unwrap().url().to_owned();
+    let (ok, out) = cluster.admin_run(&["node", "migrate", &from, &from]);
+    assert!(!ok && out.contains("both source and target"), "{out}");
+    cluster.admin(&["node", "update", &other, "--downed", "true"]);
+    let (ok, out) = cluster.admin_run(&["node", "migrate", &from, &other]);
+    assert!(!ok && out.contains("is down"), "{out}");
+    // Nothing was touched.
+    let counts = client.get("/info/collection_counts").await.json();
+    assert_eq!(counts["bookmarks"], 1_200);
+}

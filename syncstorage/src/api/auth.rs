@@ -122,6 +122,16 @@ pub async fn from_tokenserver(
         tracing::debug!("a user's token cannot act for the tokenserver");
         return Err(ApiError::Unauthorized { stale: None });
     }
+    // Its bodies must be signed too (HAWK signs a body only through its hash).
+    let hashed = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("hash="));
+    if !body.is_empty() && !hashed {
+        tracing::debug!("an unhashed body from the tokenserver's token");
+        return Err(ApiError::Unauthorized { stale: None });
+    }
     Ok((token, body))
 }
 

@@ -2,7 +2,8 @@
 //! nodes (ADR 0013), signed as the tokenserver's own uid on this node.
 //!
 //! - `GET {uid}`: the user's timestamps; `POST {uid}`: fence the user's
-//!   writes; `PUT {uid}`: finish an import (serve the user here);
+//!   writes; `PUT {uid}`: finish an import; `PATCH {uid}`: serve the user
+//!   here (lift any fence or revocation of the uid; after the switch);
 //!   `DELETE {uid}`: evict the user's data (the fence stays).
 //! - `GET {uid}/{collection}?after=&limit=`: a page of live records in id
 //!   order; `PUT`: import records; `DELETE`: drop the collection.
@@ -42,7 +43,10 @@ pub async fn fence(
     request: Request,
 ) -> ApiResult<StatusCode> {
     let fence: Fence = body(&state, request).await?;
-    state.store.fence_user(uid_of(uid)?, fence.until).await?;
+    let until = crate::model::timestamp::SyncTimestamp::now()
+        .as_seconds()
+        .saturating_add(fence.seconds);
+    state.store.fence_user(uid_of(uid)?, until).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -56,6 +60,16 @@ pub async fn finish(
         .store
         .finish_import(uid_of(uid)?, finish.modified)
         .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn serve(
+    State(state): State<AppState>,
+    Path(uid): Path<u64>,
+    request: Request,
+) -> ApiResult<StatusCode> {
+    from_tokenserver(&state, request).await?;
+    state.store.serve_user(uid_of(uid)?).await?;
     // A revocation of the uid here was lifted: serve it now.
     state.revocations.refresh().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -26,6 +26,7 @@ use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+
 use axum::{middleware, Router};
 use sync_common::hawk::HawkVerifier;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -102,6 +103,7 @@ pub fn routes(state: AppState) -> Router {
             get(migration::state)
                 .post(migration::fence)
                 .put(migration::finish)
+                .patch(migration::serve)
                 .delete(migration::evict),
         )
         .route(

@@ -329,6 +329,11 @@ impl SyncStore for Detached {
         .await
     }
 
+    async fn serve_user(&self, uid: Uid) -> DbResult<()> {
+        self.run("serve_user", |s| async move { s.serve_user(uid).await })
+            .await
+    }
+
     async fn fence_user(&self, uid: Uid, until: u64) -> DbResult<()> {
         self.run(
             "fence_user",

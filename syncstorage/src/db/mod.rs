@@ -321,9 +321,12 @@ pub trait SyncStore: Send + Sync {
     /// Drops a collection without touching any timestamp.
     async fn drop_collection(&self, uid: Uid, coll: &CollectionName) -> DbResult<()>;
 
-    /// Ends an import: sets the storage's timestamp and serves the user here
-    /// (lifting any fence or revocation of the uid).
+    /// Ends an import: sets the storage's timestamp.
     async fn finish_import(&self, uid: Uid, modified: i64) -> DbResult<()>;
+
+    /// Serves the user here from now on (they moved here): lifts any fence
+    /// or revocation of the uid.
+    async fn serve_user(&self, uid: Uid) -> DbResult<()>;
 
     /// Refuses the user's writes until `until` (unix seconds). Waits for
     /// a write in progress.

@@ -8,7 +8,7 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 use sync_common::db_url::Backend;
-use sync_common::migration::{Import, Record, UserState};
+use sync_common::migration::{Import, Record, UserState, PAGE_BYTES};
 use sync_common::revocation::Notice;
 use sync_common::telemetry::db::wait_for_connection;
 use tokio::sync::OwnedSemaphorePermit;
@@ -760,7 +760,14 @@ impl SyncStore for SqlStore {
         let rows = s
             .records_after(uid, id, after, limit, SyncTimestamp::now())
             .await?;
-        Ok(rows.into_iter().map(record_of).collect())
+        // A page ends past PAGE_BYTES of payload (after one row at least).
+        let mut bytes = 0;
+        let page = rows.into_iter().take_while(|row| {
+            let within = bytes == 0 || bytes + row.payload.len() <= PAGE_BYTES;
+            bytes += row.payload.len().max(1);
+            within
+        });
+        Ok(page.map(record_of).collect())
     }
 
     async fn import_records(
@@ -797,6 +804,11 @@ impl SyncStore for SqlStore {
     async fn finish_import(&self, uid: Uid, modified: i64) -> DbResult<()> {
         let mut s = self.begin_write(Some(uid)).await?;
         s.touch(uid, None, SyncTimestamp::from_db(modified)).await?;
+        s.commit().await
+    }
+
+    async fn serve_user(&self, uid: Uid) -> DbResult<()> {
+        let mut s = self.begin_write(Some(uid)).await?;
         s.unfence(uid).await?;
         s.lift_revocation(uid).await?;
         s.commit().await
@@ -815,11 +827,13 @@ impl SyncStore for SqlStore {
     }
 
     async fn record_revocations(&self, notice: &Notice, now: u64) -> DbResult<()> {
-        let uids: Vec<i64> = notice
+        // Each uid once: PostgreSQL's upsert refuses a key twice.
+        let uids: std::collections::BTreeSet<i64> = notice
             .uids
             .iter()
             .filter_map(|uid| i64::try_from(*uid).ok())
             .collect();
+        let uids: Vec<i64> = uids.into_iter().collect();
         let mut s = self.begin_write(None).await?;
         s.revoke_uids(&uids, to_i64(notice.until)).await?;
         if let Some(epoch) = notice.epoch {

@@ -293,8 +293,9 @@ impl TokenStore for SqlStore {
         at: i64,
         policy: CheckPolicy,
     ) -> DbResult<NodeHealth> {
+        // No lock on the nodes: a check racing another process's check of
+        // the same node may lose one count, never an allocation's lock.
         let mut tx = self.write().await?;
-        tx.lock_nodes().await?;
         let nodes = tx.nodes().await?;
         let node = nodes
             .iter()
