@@ -19,6 +19,9 @@ use crate::model::timestamp::SyncTimestamp;
 pub struct Revocations {
     store: Arc<dyn SyncStore>,
     current: RwLock<Arc<Revoked>>,
+    /// One read-and-swap at a time: a reread begun before a notice was
+    /// recorded must not replace the snapshot that has it.
+    rereads: tokio::sync::Mutex<()>,
 }
 
 impl Revocations {
@@ -28,6 +31,7 @@ impl Revocations {
         Ok(Arc::new(Self {
             store,
             current: RwLock::new(Arc::new(revoked)),
+            rereads: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -38,12 +42,18 @@ impl Revocations {
 
     /// Records `notice` and applies it here at once.
     pub async fn record(&self, notice: &Notice) -> DbResult<()> {
+        let _one = self.rereads.lock().await;
         self.store.record_revocations(notice, now()).await?;
-        self.refresh().await
+        self.reread().await
     }
 
     /// Rereads the database (replicas record notices too).
     pub async fn refresh(&self) -> DbResult<()> {
+        let _one = self.rereads.lock().await;
+        self.reread().await
+    }
+
+    async fn reread(&self) -> DbResult<()> {
         let revoked = Arc::new(self.store.revocations(now()).await?);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = revoked;
         Ok(())

@@ -260,7 +260,13 @@ async fn a_node_is_never_migrated_onto_itself_or_onto_a_downed_node() {
     let client = cluster.client("careful").await;
     fill(&client, 1_200).await;
     let from = cluster.nodes[cluster.node_of(&client)].url().to_owned();
-    let other = cluster.nodes.iter().find(|n| n.url() != from).unwrap().url().to_owned();
+    let other = cluster
+        .nodes
+        .iter()
+        .find(|n| n.url() != from)
+        .unwrap()
+        .url()
+        .to_owned();
     let (ok, out) = cluster.admin_run(&["node", "migrate", &from, &from]);
     assert!(!ok && out.contains("both source and target"), "{out}");
     cluster.admin(&["node", "update", &other, "--downed", "true"]);
