@@ -118,17 +118,7 @@ impl Cluster {
 
     /// Runs the operator command; whether it succeeded, and all it printed.
     pub fn admin_run(&self, args: &[&str]) -> (bool, String) {
-        let output = Command::new(binary("tokenserver"))
-            .args(args)
-            .env_clear()
-            .envs(self.tokenserver_env.iter().map(|(k, v)| (k, v)))
-            .env("SYNC_LOG_LEVEL", "warn")
-            .env(
-                "SYNC_TOKENSERVER__FXA_OAUTH_PRIMARY_JWK",
-                TestKey::Primary.jwk().to_string(),
-            )
-            .output()
-            .unwrap();
+        let output = self.admin_command(args).output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         (output.status.success(), format!("{stdout}{stderr}"))
@@ -136,15 +126,26 @@ impl Cluster {
 
     /// Starts the operator command `tokenserver <args>` without waiting.
     pub fn admin_spawn(&self, args: &[&str]) -> std::process::Child {
-        Command::new(binary("tokenserver"))
-            .args(args)
-            .env_clear()
-            .envs(self.tokenserver_env.iter().map(|(k, v)| (k, v)))
-            .env("SYNC_LOG_LEVEL", "warn")
+        self.admin_command(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap()
+    }
+
+    /// `tokenserver <args>` with the tokenserver's settings.
+    fn admin_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary("tokenserver"));
+        command
+            .args(args)
+            .env_clear()
+            .envs(self.tokenserver_env.iter().map(|(k, v)| (k, v)))
+            .env("SYNC_LOG_LEVEL", "warn")
+            .env(
+                "SYNC_TOKENSERVER__FXA_OAUTH_PRIMARY_JWK",
+                TestKey::Primary.jwk().to_string(),
+            );
+        command
     }
 
     /// A client with a fresh token for `fxa_uid`.

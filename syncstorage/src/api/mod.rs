@@ -99,7 +99,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/__version__", get(sync_common::ops::version))
         .route(sync_common::revocation::PATH, post(revocations::record))
         .route(
-            "/__migration__/{uid}",
+            &format!("{}/{{uid}}", sync_common::migration::PREFIX),
             get(migration::state)
                 .post(migration::fence)
                 .put(migration::finish)
@@ -107,7 +107,7 @@ pub fn routes(state: AppState) -> Router {
                 .delete(migration::evict),
         )
         .route(
-            "/__migration__/{uid}/{collection}",
+            &format!("{}/{{uid}}/{{collection}}", sync_common::migration::PREFIX),
             get(migration::export)
                 .put(migration::import)
                 .delete(migration::drop),
