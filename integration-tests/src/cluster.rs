@@ -5,6 +5,7 @@
 //! The binaries are the ones Cargo built beside the test (`cargo test
 //! --workspace` builds every binary of the workspace before any test runs).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::db::{TestBackend, TestDb};
 use crate::fxa::TestKey;
 use crate::process::{token, Server};
+use crate::prometheus::Scrape;
 use crate::sync_client::SyncClient;
 
 /// A workspace binary next to the running test (`target/<profile>/<name>`).
@@ -27,16 +29,30 @@ pub fn binary(name: &str) -> String {
     path.display().to_string()
 }
 
-/// One storage node: its process, database and settings.
+/// One storage node: its process, database, metrics listener and
+/// settings.
 pub struct Node {
     pub server: Server,
     pub db: TestDb,
+    metrics: String,
     env: Vec<(String, String)>,
 }
 
 impl Node {
     pub fn url(&self) -> &str {
         &self.server.url
+    }
+
+    /// Records clients have written to each collection since the process
+    /// started (migration imports are not counted: no client wrote them).
+    pub async fn uploads(&self) -> BTreeMap<String, f64> {
+        let scrape = Scrape::get(&self.metrics).await;
+        let mut uploads = BTreeMap::new();
+        for sample in scrape.matching("sync_storage_records_written_total", &[]) {
+            let collection = sample.labels["collection"].clone();
+            *uploads.entry(collection).or_default() += sample.value;
+        }
+        uploads
     }
 
     /// Kills the process with SIGKILL: no shutdown of any kind.
@@ -78,14 +94,22 @@ impl Cluster {
         for (i, backend) in nodes.iter().enumerate() {
             let db = TestDb::fresh_on(*backend, &format!("node{i}")).await;
             let port = crate::free_port().to_string();
+            let metrics = format!("127.0.0.1:{}", crate::free_port());
             let mut env = owned(node_env);
             env.extend(owned(&[
                 ("SYNC_MASTER_SECRET", &secret),
                 ("SYNC_SYNCSTORAGE__DATABASE_URL", &db.url),
                 ("SYNC_PORT", &port),
+                ("SYNC_METRICS_ADDRESS", &metrics),
             ]));
             let server = Server::start_service(&binary("syncstorage"), &borrowed(&env)).await;
-            started.push(Node { server, db, env });
+            let metrics = format!("http://{metrics}");
+            started.push(Node {
+                server,
+                db,
+                metrics,
+                env,
+            });
         }
         let db = TestDb::fresh("tokenserver").await;
         let mut env = owned(tokenserver_env);

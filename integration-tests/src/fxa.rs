@@ -1,6 +1,8 @@
 //! A Firefox Accounts stand-in for tests only: RSA test keys, signed JWT
 //! access tokens and event tokens, and an HTTP server on a loopback port
-//! with FxA's `/v1/verify` and `/v1/jwks` endpoints.
+//! with FxA's `/v1/verify` and `/v1/jwks` endpoints, and as much of FxA's
+//! auth and profile servers as a signed-in Firefox calls (`/v1/oauth/token`
+//! hands out tokens `/v1/verify` vouches for).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -111,6 +113,11 @@ struct FxaState {
     pub verify_calls: AtomicUsize,
     /// The `traceparent` of each verify call that sent one.
     pub traceparents: Mutex<Vec<String>>,
+    /// The FxA uid `/v1/oauth/token` issues tokens for (the browser's
+    /// session is not checked: the stand-in has one account).
+    account: Mutex<Option<String>>,
+    /// `METHOD path` of each call to the browser-facing endpoints.
+    browser_calls: Mutex<Vec<String>>,
 }
 
 /// A running FxA stand-in; stopped on drop.
@@ -129,10 +136,14 @@ impl FakeFxa {
             jwks_fetches: AtomicUsize::new(0),
             verify_calls: AtomicUsize::new(0),
             traceparents: Mutex::default(),
+            account: Mutex::default(),
+            browser_calls: Mutex::default(),
         });
         let router = Router::new()
             .route("/v1/jwks", get(jwks))
             .route("/v1/verify", post(verify))
+            .route("/v1/oauth/token", post(oauth_token))
+            .fallback(browser_call)
             .with_state(state.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -186,6 +197,16 @@ impl FakeFxa {
 
     pub fn verify_calls(&self) -> usize {
         self.state.verify_calls.load(Ordering::SeqCst)
+    }
+
+    /// Makes `/v1/oauth/token` issue tokens for `fxa_uid`.
+    pub fn sign_in(&self, fxa_uid: &str) {
+        *self.state.account.lock().unwrap() = Some(fxa_uid.to_owned());
+    }
+
+    /// `METHOD path` of each call a browser made besides `/v1/oauth/token`.
+    pub fn browser_calls(&self) -> Vec<String> {
+        self.state.browser_calls.lock().unwrap().clone()
     }
 
     /// The `traceparent` headers verify calls carried.
@@ -244,6 +265,81 @@ async fn verify(
         )
             .into_response(),
     }
+}
+
+/// FxA's `POST /v1/oauth/token` (grant `fxa-credentials`): an opaque
+/// access token for the signed-in account and the scopes asked for.
+async fn oauth_token(State(state): State<Arc<FxaState>>, Json(body): Json<Value>) -> Response {
+    let Some(uid) = state.account.lock().unwrap().clone() else {
+        return fxa_error(
+            StatusCode::UNAUTHORIZED,
+            110,
+            "Invalid authentication token",
+        );
+    };
+    let scope = body["scope"].as_str().unwrap_or_default().to_owned();
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let answer = json!({
+        "user": uid,
+        "client_id": body["client_id"],
+        "scope": scope.split(' ').collect::<Vec<_>>(),
+    });
+    state.opaque.lock().unwrap().insert(token.clone(), answer);
+    Json(json!({
+        "access_token": token,
+        "token_type": "bearer",
+        "scope": scope,
+        "expires_in": 3600,
+        "auth_at": unix_now(),
+    }))
+    .into_response()
+}
+
+/// The rest of what a signed-in browser calls: device registration, the
+/// device list, commands, the profile. Answers as FxA does for an account
+/// with one device and no commands; anything else is FxA's 404.
+async fn browser_call(
+    State(state): State<Arc<FxaState>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    body: axum::body::Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    state
+        .browser_calls
+        .lock()
+        .unwrap()
+        .push(format!("{method} {path}"));
+    let account = state.account.lock().unwrap().clone().unwrap_or_default();
+    let answer = match path.as_str() {
+        "/v1/account/device" => {
+            let mut device: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+            device["id"] = json!("device-1");
+            device
+        }
+        "/v1/account/devices" | "/v1/account/attached_clients" => json!([]),
+        "/v1/account/device/commands" => json!({"index": 0, "messages": [], "last": true}),
+        "/v1/account/devices/notify" | "/v1/session/destroy" | "/v1/oauth/destroy" => json!({}),
+        "/v1/recovery_email/status" => json!({
+            "email": format!("{account}@example.com"),
+            "verified": true,
+            "sessionVerified": true,
+            "emailVerified": true,
+        }),
+        "/profile/v1/profile" => json!({
+            "uid": account,
+            "email": format!("{account}@example.com"),
+            "avatar": null,
+            "avatarDefault": true,
+        }),
+        _ => return fxa_error(StatusCode::NOT_FOUND, 999, "Unknown endpoint"),
+    };
+    Json(answer).into_response()
+}
+
+fn fxa_error(status: StatusCode, errno: u32, message: &str) -> Response {
+    let body = json!({"code": status.as_u16(), "errno": errno, "error": status.canonical_reason(), "message": message});
+    (status, Json(body)).into_response()
 }
 
 /// The JSON payload inside a tokenlib token, as sent.

@@ -1,5 +1,5 @@
 //! Test support shared by the suites and the all-in-one's end-to-end test:
-//! a local FxA stand-in, a HAWK-signing Sync client, server binaries as
+//! a local FxA stand-in, a real Firefox driven headless, a HAWK-signing Sync client, server binaries as
 //! child processes, a closed port for "unreachable" cases, and what the
 //! load generators share.
 
@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod db;
+pub mod firefox;
 pub mod fxa;
 pub mod otlp;
 pub mod pages;
