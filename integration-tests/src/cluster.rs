@@ -11,9 +11,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::db::{TestBackend, TestDb};
+use crate::drill::Deployment;
 use crate::fxa::TestKey;
 use crate::process::{token, Server};
-use crate::prometheus::Scrape;
 use crate::sync_client::SyncClient;
 
 /// A workspace binary next to the running test (`target/<profile>/<name>`).
@@ -46,13 +46,7 @@ impl Node {
     /// Records clients have written to each collection since the process
     /// started (migration imports are not counted: no client wrote them).
     pub async fn uploads(&self) -> BTreeMap<String, f64> {
-        let scrape = Scrape::get(&self.metrics).await;
-        let mut uploads = BTreeMap::new();
-        for sample in scrape.matching("sync_storage_records_written_total", &[]) {
-            let collection = sample.labels["collection"].clone();
-            *uploads.entry(collection).or_default() += sample.value;
-        }
-        uploads
+        crate::drill::uploads(&self.metrics).await
     }
 
     /// Kills the process with SIGKILL: no shutdown of any kind.
@@ -183,6 +177,28 @@ impl Cluster {
             .iter()
             .position(|n| client.endpoint.starts_with(&format!("{}/", n.url())))
             .unwrap_or_else(|| panic!("{} is no node of this cluster", client.endpoint))
+    }
+}
+
+impl Deployment for Cluster {
+    fn tokenserver(&self) -> String {
+        self.tokenserver.url.clone()
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.url().to_owned()).collect()
+    }
+
+    fn metrics(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.metrics.clone()).collect()
+    }
+
+    fn admin(&self, args: &[&str]) -> String {
+        Cluster::admin(self, args)
+    }
+
+    fn kill(&mut self, i: usize) {
+        self.nodes[i].kill();
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod db;
+pub mod drill;
 pub mod firefox;
 pub mod fxa;
 pub mod otlp;

@@ -132,6 +132,31 @@ impl SyncClient {
         Reply::read(self.signed(method, path, body).send().await.unwrap()).await
     }
 
+    /// A HAWK-signed request; `None` when no answer came (the node is
+    /// gone, or took longer than `limit`).
+    pub async fn try_send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        limit: std::time::Duration,
+    ) -> Option<Reply> {
+        let response = self
+            .signed(method, path, body)
+            .timeout(limit)
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.ok()?;
+        Some(Reply {
+            status,
+            headers,
+            text,
+        })
+    }
+
     /// A signed GET whose body is read chunk by chunk and kept only as
     /// counts (for bodies larger than a test should hold).
     pub async fn get_counted(&self, path: &str, marker: &[u8]) -> Counted {

@@ -6,6 +6,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod drill;
 mod firefox;
 mod health;
 mod migration;
