@@ -7,7 +7,7 @@
 //!
 //! The same drill runs on local processes (`tests/multinode/drill.rs`) and
 //! on separate network addresses (`examples/drill.rs`, driven by
-//! `deploy/netns-drill.sh`).
+//! `integration-tests/netns-drill.sh`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
