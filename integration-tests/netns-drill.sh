@@ -9,7 +9,9 @@
 #
 # Needs root (ip netns) and PostgreSQL and MariaDB on their Unix sockets
 # (namespaces share the file system, not loopback). Everything it creates
-# (namespaces, bridge, databases, files) is removed when it exits.
+# (namespaces, bridge, databases, files) is removed when it exits; the
+# services' logs are printed first when it fails. DRILL_NET (three octets,
+# 10.77.0) picks the bridge's /24.
 #
 #     integration-tests/netns-drill.sh [CLIENTS]
 set -euo pipefail
@@ -27,14 +29,25 @@ pids=()
 # name and host address of each namespace
 declare -A host=([sync-ts]=10 [sync-n0]=11 [sync-n1]=12 [sync-n2]=13 [sync-cl]=20)
 
+# Namespaces and the bridge, also those a killed earlier run left.
+remove_network() {
+    for ns in "${!host[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    ip link del "$bridge" 2>/dev/null || true
+}
+
 cleanup() {
+    local status=$?
     set +e
     for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
     wait 2>/dev/null
-    for ns in "${!host[@]}"; do ip netns del "$ns" 2>/dev/null; done
-    ip link del "$bridge" 2>/dev/null
-    psql -q -h "$pg_socket" -U postgres -d test -c "DROP DATABASE IF EXISTS ${tag}_n1" 2>/dev/null
-    mysql -uroot --socket="$my_socket" -e "DROP DATABASE IF EXISTS ${tag}_n2" 2>/dev/null
+    if [ "$status" -ne 0 ]; then
+        for log in "$work"/*.log; do
+            [ -e "$log" ] && { echo "--- $log"; tail -n 20 "$log"; }
+        done
+    fi
+    remove_network
+    psql -q -h "$pg_socket" -U postgres -d test -c "DROP DATABASE IF EXISTS ${tag}_n1 WITH (FORCE)"
+    mysql -uroot --socket="$my_socket" -e "DROP DATABASE IF EXISTS ${tag}_n2"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -45,6 +58,7 @@ cargo build -p integration-tests --example drill
 bin=$PWD/target/debug
 
 echo "== network: bridge $bridge, $net.0/24"
+remove_network
 ip link add "$bridge" type bridge
 ip link set "$bridge" up
 for ns in "${!host[@]}"; do
@@ -66,6 +80,7 @@ database=(
     "mysql://root@localhost/${tag}_n2?socket=$my_socket"
 )
 secret=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+jwk=$("$bin/examples/drill" jwk)
 
 # The operator's command line, in the tokenserver's namespace with its
 # settings; the drill runs it too.
@@ -77,7 +92,7 @@ exec ip netns exec sync-ts env \\
     SYNC_MASTER_SECRET=$secret \\
     SYNC_HOST=$net.${host[sync-ts]} SYNC_PORT=8000 \\
     SYNC_TOKENSERVER__DATABASE_URL=sqlite:$work/tokenserver.db \\
-    SYNC_TOKENSERVER__FXA_OAUTH_PRIMARY_JWK='$("$bin/examples/drill" jwk)' \\
+    SYNC_TOKENSERVER__FXA_OAUTH_PRIMARY_JWK='$jwk' \\
     SYNC_TOKENSERVER__NODE_CHECK_INTERVAL_SECONDS=1 \\
     SYNC_TOKENSERVER__NODE_TIMEOUT_SECONDS=1 \\
     SYNC_TOKENSERVER__NODE_CHECK_FAILURES=2 \\
@@ -121,7 +136,4 @@ done
 "$admin" node list
 
 echo "== drill: $clients clients from $net.${host[sync-cl]}"
-if ! ip netns exec sync-cl "$bin/examples/drill" run "http://$net.${host[sync-ts]}:8000" "$admin" "${nodes[@]}" "$clients"; then
-    for log in "$work"/*.log; do echo "--- $log"; tail -n 20 "$log"; done
-    exit 1
-fi
+ip netns exec sync-cl "$bin/examples/drill" run "http://$net.${host[sync-ts]}:8000" "$admin" "${nodes[@]}" "$clients"

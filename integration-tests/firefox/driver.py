@@ -8,10 +8,11 @@ tests' stand-in at --fxa and whose Sync tokenserver is --tokenserver. Every
 other request goes to a proxy at 127.0.0.1:--dead-port, where nothing
 listens: the browser reaches loopback and nothing else.
 
-Then reads one JSON command per line on stdin and answers each with one JSON
+It answers {"ok": true, "result": {"firefox_pid": PID}} once Firefox runs
+(Firefox leads a process group of its own), then reads one JSON command per line on stdin and answers each with one JSON
 line on stdout, {"ok": true, "result": ...} or {"ok": false, "error": ...}:
 
-    {"cmd": "sign_in", "uid": ..., "email": ..., "kid": ..., "k": ...}
+    {"cmd": "sign_in", "uid": ..., "email": ..., "session": ..., "kid": ..., "k": ...}
     {"cmd": "add_bookmarks", "folder": ..., "titles": [...]}
     {"cmd": "sync"}
     {"cmd": "bookmarks"}
@@ -40,9 +41,12 @@ const { PlacesUtils } = ChromeUtils.importESModule(
 
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 
-// Resolves with the topic that ends the next sync.
+// Resolves with the topic that ends the next sync (a sync whose login
+// fails ends with the login error alone).
 function nextSyncEnd() {
-  const topics = ["weave:service:sync:finish", "weave:service:sync:error"];
+  const topics = [
+    "weave:service:sync:finish", "weave:service:sync:error", "weave:service:login:error",
+  ];
   return new Promise(done => {
     const observer = {
       observe(_subject, topic) {
@@ -188,7 +192,7 @@ def main():
     client.start_session()
     client.set_context(client.CONTEXT_CHROME)
     client.timeout.script = 180
-    answer({"ok": True, "result": "started"})
+    answer({"ok": True, "result": {"firefox_pid": client.instance.runner.process_handler.pid}})
 
     for line in sys.stdin:
         command = json.loads(line)

@@ -44,9 +44,9 @@ impl Node {
     }
 
     /// Records clients have written to each collection since the process
-    /// started (migration imports are not counted: no client wrote them).
+    /// started (migration imports are not counted).
     pub async fn uploads(&self) -> BTreeMap<String, f64> {
-        crate::drill::uploads(&self.metrics).await
+        crate::prometheus::records_written_by_collection(&self.metrics).await
     }
 
     /// Kills the process with SIGKILL: no shutdown of any kind.

@@ -105,6 +105,30 @@ impl TestDb {
         }
     }
 
+    /// Cuts the database off (`true`: its sessions ended, new ones
+    /// refused) or brings it back, as an outage of this one database would;
+    /// the server and every other database stay up. PostgreSQL only.
+    pub async fn cut_off(&self, off: bool) {
+        assert_eq!(
+            self.backend,
+            TestBackend::Postgres,
+            "only PostgreSQL cuts one database off"
+        );
+        let admin_url = self.admin_url.as_deref().unwrap();
+        let name = &self.name;
+        run_admin(
+            admin_url,
+            &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {}", !off),
+        )
+        .await;
+        if off {
+            let sessions = format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            );
+            run_admin(admin_url, &sessions).await;
+        }
+    }
+
     /// The SQLite file, for tests that look at it directly.
     pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
         self.url.strip_prefix("sqlite:").map(Into::into)

@@ -45,9 +45,15 @@ impl Account {
     }
 }
 
+/// Where the browser's proxy is: a privileged port nothing on these
+/// machines listens on, and no test can bind.
+const DEAD_PROXY_PORT: &str = "9";
+
 /// One browser on its own fresh profile; killed (with its driver) on drop.
 pub struct Firefox {
     driver: Child,
+    /// Firefox's process, which leads a process group of its own.
+    browser: u32,
     stdin: ChildStdin,
     answers: Lines<BufReader<ChildStdout>>,
     /// Holds the logs: `driver.log` (the driver's own), `firefox.log`.
@@ -65,14 +71,14 @@ impl Firefox {
         let mut driver = Command::new("python3")
             .arg(script)
             .args(["--fxa", fxa, "--tokenserver", tokenserver])
-            .args(["--dead-port", &crate::free_port().to_string()])
+            .args(["--dead-port", DEAD_PROXY_PORT])
             .args(["--marionette-port", &crate::free_port().to_string()])
             .arg("--log")
             .arg(&log)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(driver_log)
-            // Firefox is the driver's child: one group, killed together.
+            // A group of its own, so that its children go with it.
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
@@ -81,12 +87,13 @@ impl Firefox {
         let answers = BufReader::new(driver.stdout.take().unwrap()).lines();
         let mut firefox = Self {
             driver,
+            browser: 0,
             stdin,
             answers,
             dir,
         };
         let started = firefox.answer().await;
-        assert_eq!(started, json!("started"));
+        firefox.browser = started["firefox_pid"].as_u64().expect("Firefox's pid") as u32;
         firefox
     }
 
@@ -190,8 +197,10 @@ fn tail(path: &std::path::Path, lines: usize) -> String {
 
 impl Drop for Firefox {
     fn drop(&mut self) {
-        if let Some(group) = self.driver.id() {
-            // The whole group: the driver and the browser it started.
+        // Both groups: the browser's (its content processes too) and the
+        // driver's.
+        let groups = [Some(self.browser), self.driver.id()];
+        for group in groups.into_iter().flatten().filter(|g| *g != 0) {
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", "--", &format!("-{group}")])
                 .status();

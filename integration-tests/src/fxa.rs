@@ -116,7 +116,7 @@ struct FxaState {
     /// The FxA uid `/v1/oauth/token` issues tokens for (the browser's
     /// session is not checked: the stand-in has one account).
     account: Mutex<Option<String>>,
-    /// `METHOD path` of each call to the browser-facing endpoints.
+    /// `METHOD path status` of each call to the browser-facing endpoints.
     browser_calls: Mutex<Vec<String>>,
 }
 
@@ -204,7 +204,8 @@ impl FakeFxa {
         *self.state.account.lock().unwrap() = Some(fxa_uid.to_owned());
     }
 
-    /// `METHOD path` of each call a browser made besides `/v1/oauth/token`.
+    /// `METHOD path status` of each call a browser made besides
+    /// `/v1/oauth/token`.
     pub fn browser_calls(&self) -> Vec<String> {
         self.state.browser_calls.lock().unwrap().clone()
     }
@@ -304,16 +305,22 @@ async fn browser_call(
     uri: axum::http::Uri,
     body: axum::body::Bytes,
 ) -> Response {
-    let path = uri.path().to_owned();
-    state
-        .browser_calls
-        .lock()
-        .unwrap()
-        .push(format!("{method} {path}"));
     let account = state.account.lock().unwrap().clone().unwrap_or_default();
-    let answer = match path.as_str() {
+    let answer = browser_answer(uri.path(), &account, &body);
+    let status = if answer.is_some() { 200 } else { 404 };
+    let call = format!("{method} {} {status}", uri.path());
+    state.browser_calls.lock().unwrap().push(call);
+    match answer {
+        Some(answer) => Json(answer).into_response(),
+        None => fxa_error(StatusCode::NOT_FOUND, 999, "Unknown endpoint"),
+    }
+}
+
+fn browser_answer(path: &str, account: &str, body: &[u8]) -> Option<Value> {
+    let email = format!("{account}@example.com");
+    Some(match path {
         "/v1/account/device" => {
-            let mut device: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+            let mut device: Value = serde_json::from_slice(body).unwrap_or_else(|_| json!({}));
             device["id"] = json!("device-1");
             device
         }
@@ -321,20 +328,19 @@ async fn browser_call(
         "/v1/account/device/commands" => json!({"index": 0, "messages": [], "last": true}),
         "/v1/account/devices/notify" | "/v1/session/destroy" | "/v1/oauth/destroy" => json!({}),
         "/v1/recovery_email/status" => json!({
-            "email": format!("{account}@example.com"),
+            "email": email,
             "verified": true,
             "sessionVerified": true,
             "emailVerified": true,
         }),
         "/profile/v1/profile" => json!({
             "uid": account,
-            "email": format!("{account}@example.com"),
+            "email": email,
             "avatar": null,
             "avatarDefault": true,
         }),
-        _ => return fxa_error(StatusCode::NOT_FOUND, 999, "Unknown endpoint"),
-    };
-    Json(answer).into_response()
+        _ => return None,
+    })
 }
 
 fn fxa_error(status: StatusCode, errno: u32, message: &str) -> Response {

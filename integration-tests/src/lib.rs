@@ -1,7 +1,8 @@
 //! Test support shared by the suites and the all-in-one's end-to-end test:
-//! a local FxA stand-in, a real Firefox driven headless, a HAWK-signing Sync client, server binaries as
-//! child processes, a closed port for "unreachable" cases, and what the
-//! load generators share.
+//! a local FxA stand-in, a real Firefox driven headless, a HAWK-signing Sync
+//! client, server binaries as child processes, deployments of several
+//! (`cluster`) and the operator's drill on them, a closed port for
+//! "unreachable" cases, and what the load generators share.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -133,6 +133,24 @@ fn parse_labels<'a>(mut text: &'a str, labels: &mut BTreeMap<String, String>) ->
     }
 }
 
+/// Records clients have written to each collection of a storage node whose
+/// metrics listener is at `url`, since its process started (migration
+/// imports are not counted: no client wrote them).
+pub async fn records_written_by_collection(url: &str) -> BTreeMap<String, f64> {
+    let scrape = Scrape::get(url).await;
+    let mut written = BTreeMap::new();
+    for sample in scrape.matching("sync_storage_records_written_total", &[]) {
+        let collection = sample.labels["collection"].clone();
+        *written.entry(collection).or_default() += sample.value;
+    }
+    written
+}
+
+/// The same, all collections together.
+pub async fn records_written(url: &str) -> f64 {
+    records_written_by_collection(url).await.values().sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,9 @@
-//! A real Firefox (ESR, headless, driven through Marionette) moved by a
-//! live migration: it follows the old node's 401 to the new node, finds
-//! its data there and uploads none of it again; a second device signed in
-//! afterwards gets every bookmark from the new node.
+//! A real Firefox (ESR, headless, driven through Marionette) moved between
+//! nodes. Moved by a live migration, it follows the old node's 401 to the
+//! new node, finds its data there and uploads none of it again, and a
+//! second device signed in afterwards gets every bookmark from the new node.
+//! Moved by a drain instead, it starts afresh and uploads everything: the
+//! count that shows no upload sees them.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +12,86 @@ use integration_tests::db::TestBackend;
 use integration_tests::firefox::{Account, Firefox};
 use integration_tests::fxa::FakeFxa;
 use serde_json::Value;
+
+/// A desktop signed in on one of two nodes, its bookmarks uploaded.
+struct Desktop {
+    fxa: FakeFxa,
+    account: Account,
+    cluster: Cluster,
+    firefox: Firefox,
+    titles: Vec<String>,
+    /// The node it syncs with, and the other one.
+    old: usize,
+    new: usize,
+}
+
+impl Desktop {
+    /// 50 bookmarks, then the sign-in; the first sync uploads them.
+    async fn signed_in() -> Self {
+        let fxa = FakeFxa::spawn().await;
+        let account = Account::random();
+        fxa.sign_in(&account.fxa_uid);
+        let backend = TestBackend::from_env();
+        let fxa_env = [("SYNC_TOKENSERVER__FXA_OAUTH_SERVER_URL", fxa.url.as_str())];
+        let cluster = Cluster::start(&[backend, backend], &fxa_env, &[]).await;
+        let mut firefox = Firefox::start(&fxa.url, &cluster.tokenserver.url).await;
+        let titles: Vec<String> = (0..50).map(|i| format!("moved bookmark {i}")).collect();
+        firefox.add_bookmarks("Before the move", &titles).await;
+        let first = firefox.sign_in(&account).await;
+        let old = node_synced_with(&cluster, &first);
+        let uploaded = cluster.nodes[old].uploads().await;
+        assert!(
+            uploaded.get("bookmarks").copied().unwrap_or(0.0) >= titles.len() as f64,
+            "the first sync uploaded {uploaded:?}"
+        );
+        Self {
+            fxa,
+            account,
+            cluster,
+            firefox,
+            titles,
+            old,
+            new: 1 - old,
+        }
+    }
+
+    /// Moves the user with the operator's `command` (`FROM` and `TO` stand
+    /// for the nodes), then syncs; what the desktop uploaded to the new
+    /// node, by collection.
+    async fn moved_by(&mut self, command: &[&str]) -> BTreeMap<String, f64> {
+        let (from, to) = (
+            self.cluster.nodes[self.old].url(),
+            self.cluster.nodes[self.new].url(),
+        );
+        let args: Vec<&str> = command
+            .iter()
+            .map(|a| match *a {
+                "FROM" => from,
+                "TO" => to,
+                other => other,
+            })
+            .collect();
+        // Migration imports are not counted: anything counted from here on
+        // is the browser's.
+        let before = self.cluster.nodes[self.new].uploads().await;
+        let out = self.cluster.admin(&args);
+        println!("{}", out.trim());
+        let synced = self.firefox.sync().await;
+        assert_eq!(
+            node_synced_with(&self.cluster, &synced),
+            self.new,
+            "{synced:#?}"
+        );
+        let after = self.cluster.nodes[self.new].uploads().await;
+        let uploaded = after
+            .iter()
+            .map(|(c, n)| (c.clone(), n - before.get(c).copied().unwrap_or(0.0)))
+            .filter(|(_, n)| *n > 0.0)
+            .collect();
+        println!("{command:?}: the desktop uploaded {uploaded:?} to the new node");
+        uploaded
+    }
+}
 
 /// The node a sync ended on, from Sync's cluster URL
 /// (`<node>/1.5/<uid>/`).
@@ -22,83 +104,53 @@ fn node_synced_with(cluster: &Cluster, attempts: &[Value]) -> usize {
         .unwrap_or_else(|| panic!("Firefox synced with {url}, no node of this cluster"))
 }
 
-/// Records uploaded to `collection` between two counts.
-fn uploaded(
-    before: &BTreeMap<String, f64>,
-    after: &BTreeMap<String, f64>,
-    collection: &str,
-) -> f64 {
-    after.get(collection).copied().unwrap_or(0.0) - before.get(collection).copied().unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn firefox_follows_a_migration_without_uploading_again() {
-    let fxa = FakeFxa::spawn().await;
-    let account = Account::random();
-    fxa.sign_in(&account.fxa_uid);
-    let backend = TestBackend::from_env();
-    let fxa_env = [("SYNC_TOKENSERVER__FXA_OAUTH_SERVER_URL", fxa.url.as_str())];
-    let cluster = Cluster::start(&[backend, backend], &fxa_env, &[]).await;
-    let tokenserver = cluster.tokenserver.url.clone();
-
-    // Desktop: 50 bookmarks, then sign in; the first sync uploads them.
-    let mut desktop = Firefox::start(&fxa.url, &tokenserver).await;
-    let titles: Vec<String> = (0..50).map(|i| format!("moved bookmark {i}")).collect();
-    desktop.add_bookmarks("Before the move", &titles).await;
-    let first = desktop.sign_in(&account).await;
-    let old = node_synced_with(&cluster, &first);
-    let new = 1 - old;
-    let first_uploads = cluster.nodes[old].uploads().await;
-    assert!(
-        first_uploads.get("bookmarks").copied().unwrap_or(0.0) >= titles.len() as f64,
-        "the first sync uploaded {first_uploads:?}"
-    );
-
-    let out = cluster.admin(&[
-        "node",
-        "migrate",
-        cluster.nodes[old].url(),
-        cluster.nodes[new].url(),
-    ]);
-    assert!(
-        out.contains("migrated 1 users") && out.contains("; 0 failed"),
-        "{out}"
-    );
-    let before = cluster.nodes[new].uploads().await;
-
-    // Desktop again: the old node refuses its token, it follows the new
-    // token to the new node and syncs incrementally there.
-    let after_move = desktop.sync().await;
-    assert_eq!(
-        node_synced_with(&cluster, &after_move),
-        new,
-        "{after_move:#?}"
-    );
-    let after = cluster.nodes[new].uploads().await;
+    let mut desktop = Desktop::signed_in().await;
+    let uploaded = desktop.moved_by(&["node", "migrate", "FROM", "TO"]).await;
     for collection in ["bookmarks", "meta", "crypto"] {
-        assert_eq!(
-            uploaded(&before, &after, collection),
-            0.0,
-            "after the move Firefox uploaded {collection} again: {after:?}"
+        assert!(
+            !uploaded.contains_key(collection),
+            "after the migration Firefox uploaded {collection} again: {uploaded:?}"
         );
     }
-    println!("uploads to the new node by the moved desktop: {after:?}");
 
     // A second device signs in afterwards and gets everything from the
     // new node.
-    let mut laptop = Firefox::start(&fxa.url, &tokenserver).await;
-    let joined = laptop.sign_in(&account).await;
-    assert_eq!(node_synced_with(&cluster, &joined), new);
+    let mut laptop = Firefox::start(&desktop.fxa.url, &desktop.cluster.tokenserver.url).await;
+    let joined = laptop.sign_in(&desktop.account).await;
+    assert_eq!(node_synced_with(&desktop.cluster, &joined), desktop.new);
     let seen = laptop.bookmark_titles().await;
-    for title in &titles {
+    for title in &desktop.titles {
         assert!(
             seen.contains(title),
             "the second device lacks {title:?}: {seen:?}"
         );
     }
-    let calls = fxa.browser_calls();
-    println!("FxA calls besides tokens: {calls:?}");
+    let unknown: Vec<String> = desktop
+        .fxa
+        .browser_calls()
+        .into_iter()
+        .filter(|c| c.ends_with(" 404"))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "Firefox called FxA endpoints the stand-in lacks: {unknown:?}"
+    );
 
-    desktop.quit().await;
+    desktop.firefox.quit().await;
     laptop.quit().await;
+}
+
+#[tokio::test]
+async fn firefox_moved_by_a_drain_uploads_everything_again() {
+    let mut desktop = Desktop::signed_in().await;
+    let uploaded = desktop.moved_by(&["node", "drain", "FROM", "--now"]).await;
+    let bookmarks = uploaded.get("bookmarks").copied().unwrap_or(0.0);
+    assert!(bookmarks >= desktop.titles.len() as f64, "{uploaded:?}");
+    assert!(
+        uploaded.contains_key("meta") && uploaded.contains_key("crypto"),
+        "{uploaded:?}"
+    );
+    desktop.firefox.quit().await;
 }

@@ -190,12 +190,9 @@ async fn no_acknowledged_write_is_lost_while_the_user_moves() {
     assert_eq!(bookmarks["bookmarks"], 2_000);
 }
 
-#[tokio::test]
-async fn a_migration_killed_anywhere_leaves_each_user_on_one_node_and_resumes() {
-    let backend = TestBackend::from_env();
-    let cluster = Cluster::start(&[backend, backend], &[], &[]).await;
-    let (from, to) = (cluster.nodes[0].url(), cluster.nodes[1].url());
-    // Every user on the first node.
+/// Thirty users with data, every one on the first node.
+async fn users_on_the_first_node(cluster: &Cluster) -> Vec<String> {
+    let to = cluster.nodes[1].url();
     cluster.admin(&["node", "update", to, "--downed", "true"]);
     let users: Vec<String> = (0..30).map(|i| format!("user{i}")).collect();
     for user in &users {
@@ -204,35 +201,56 @@ async fn a_migration_killed_anywhere_leaves_each_user_on_one_node_and_resumes() 
         fill(&client, 150).await;
     }
     cluster.admin(&["node", "update", to, "--downed", "false"]);
-    let mut run = cluster.admin_spawn(&["node", "migrate", from, to]);
-    // Killed once a few users moved.
+    users
+}
+
+/// Waits until a few users are placed on the second node.
+async fn some_moved(cluster: &Cluster) {
     within(MOVED, "users moving", || async {
         cluster
-            .admin(&["user", "count", "--node", to])
+            .admin(&["user", "count", "--node", cluster.nodes[1].url()])
             .trim()
             .parse::<u64>()
             .unwrap()
             >= 3
     })
     .await;
-    run.kill().unwrap(); // SIGKILL
-    run.wait().unwrap();
+}
+
+/// Waits for the command to give up on the users it cannot move (it must
+/// not hang); how long that took.
+async fn gives_up(run: &mut std::process::Child) -> Duration {
+    within(MOVED * 12, "the migration ends", || {
+        let ended = run.try_wait().unwrap().is_some();
+        async move { ended }
+    })
+    .await
+}
+
+/// Every user whole on the node their token names; how many had moved.
+async fn each_whole_on_one_node(cluster: &Cluster, users: &[String]) -> usize {
     let mut moved = 0;
-    for user in &users {
+    for user in users {
         let client = cluster.client(user).await;
         moved += cluster.node_of(&client);
         assert_whole(&client, user).await;
     }
-    println!(
-        "{moved} of {} users had moved when the command was killed",
-        users.len()
-    );
     assert!(
         moved < users.len(),
-        "the command finished before it was killed"
+        "the command finished before the failure"
     );
-    cluster.admin(&["node", "migrate", from, to]);
-    for user in &users {
+    moved
+}
+
+/// A re-run moves every user, whole.
+async fn a_rerun_finishes(cluster: &Cluster, users: &[String]) {
+    cluster.admin(&[
+        "node",
+        "migrate",
+        cluster.nodes[0].url(),
+        cluster.nodes[1].url(),
+    ]);
+    for user in users {
         let client = cluster.client(user).await;
         assert_eq!(
             cluster.node_of(&client),
@@ -241,6 +259,65 @@ async fn a_migration_killed_anywhere_leaves_each_user_on_one_node_and_resumes() 
         );
         assert_whole(&client, user).await;
     }
+}
+
+#[tokio::test]
+async fn a_migration_killed_anywhere_leaves_each_user_on_one_node_and_resumes() {
+    let backend = TestBackend::from_env();
+    let cluster = Cluster::start(&[backend, backend], &[], &[]).await;
+    let users = users_on_the_first_node(&cluster).await;
+    let (from, to) = (cluster.nodes[0].url(), cluster.nodes[1].url());
+    let mut run = cluster.admin_spawn(&["node", "migrate", from, to]);
+    some_moved(&cluster).await;
+    run.kill().unwrap(); // SIGKILL
+    run.wait().unwrap();
+    let moved = each_whole_on_one_node(&cluster, &users).await;
+    println!(
+        "{moved} of {} users had moved when the command was killed",
+        users.len()
+    );
+    a_rerun_finishes(&cluster, &users).await;
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_migration_leaves_each_user_on_one_node_and_a_rerun_finishes() {
+    for (victim, which) in [(1, "target"), (0, "source")] {
+        let backend = TestBackend::from_env();
+        let mut cluster = Cluster::start(&[backend, backend], &[], &[]).await;
+        let users = users_on_the_first_node(&cluster).await;
+        let (from, to) = (cluster.nodes[0].url(), cluster.nodes[1].url());
+        let mut run = cluster.admin_spawn(&["node", "migrate", from, to]);
+        some_moved(&cluster).await;
+        cluster.nodes[victim].kill();
+        let ended = gives_up(&mut run).await;
+        cluster.nodes[victim].restart().await;
+        let moved = each_whole_on_one_node(&cluster, &users).await;
+        println!(
+            "{which} killed: {moved} of {} users had moved; the command ended {ended:?} later",
+            users.len()
+        );
+        a_rerun_finishes(&cluster, &users).await;
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_mid_migration_leaves_each_user_on_one_node_and_a_rerun_finishes() {
+    let backend = TestBackend::from_env();
+    // The target on PostgreSQL, where one database can be cut off alone.
+    let cluster = Cluster::start(&[backend, TestBackend::Postgres], &[], &[]).await;
+    let users = users_on_the_first_node(&cluster).await;
+    let (from, to) = (cluster.nodes[0].url(), cluster.nodes[1].url());
+    let mut run = cluster.admin_spawn(&["node", "migrate", from, to]);
+    some_moved(&cluster).await;
+    cluster.nodes[1].db.cut_off(true).await;
+    let ended = gives_up(&mut run).await;
+    cluster.nodes[1].db.cut_off(false).await;
+    let moved = each_whole_on_one_node(&cluster, &users).await;
+    println!(
+        "database cut off: {moved} of {} users had moved; the command ended {ended:?} later",
+        users.len()
+    );
+    a_rerun_finishes(&cluster, &users).await;
 }
 
 /// The user's node serves all of their data.
