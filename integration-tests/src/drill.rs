@@ -375,6 +375,10 @@ impl Clients {
                 .all(|c| c.node().is_some_and(|n| nodes.contains(&n)))
         };
         loop {
+            assert!(
+                started.elapsed() < SETTLE * 2,
+                "{what}: clients keep moving"
+            );
             self.until(what, &settled).await;
             self.paused.store(true, Ordering::SeqCst);
             self.until("clients pausing", || {
@@ -525,7 +529,9 @@ pub async fn run(deployment: &mut impl Deployment, count: usize) -> Report {
 
     // 1. Unassign the third node: its clients are refused, fetch a new
     // token and start afresh on an empty storage.
+    clients.pause_on(&nodes, "every client syncing").await;
     let moved = clients.on(&nodes[2]);
+    clients.resume();
     let since = Instant::now();
     admin(deployment, &["node", "unassign", &nodes[2]]);
     report.unassign_refused = clients.refused(&moved, &nodes[2], since).await;
@@ -534,6 +540,11 @@ pub async fn run(deployment: &mut impl Deployment, count: usize) -> Report {
         .pause_on(&nodes, "every client syncing after the unassign")
         .await;
     report.unassign_reuploaded = Clients::reuploaded(&moved);
+    // Each started afresh: `meta/global` at least.
+    assert!(
+        report.unassign_reuploaded >= moved.len() as u64,
+        "{report:?}"
+    );
     clients.assert_stored().await;
 
     // 2. Migrate the first node to the second while everyone syncs: its
@@ -585,6 +596,10 @@ pub async fn run(deployment: &mut impl Deployment, count: usize) -> Report {
         .pause_on(&open, "every client off the drained node")
         .await;
     report.drain_reuploaded = Clients::reuploaded(&clients.all) - before;
+    assert!(
+        report.drain_reuploaded >= drained.len() as u64,
+        "{report:?}"
+    );
     clients.assert_stored().await;
 
     // 4. Kill the busier open node: it is noticed, its users move to the
@@ -601,7 +616,7 @@ pub async fn run(deployment: &mut impl Deployment, count: usize) -> Report {
     } else {
         (2, 0)
     };
-    clients.on(&nodes[victim]);
+    let lost = clients.on(&nodes[victim]);
     let before = Clients::reuploaded(&clients.all);
     clients.resume();
     let killed = Instant::now();
@@ -614,6 +629,7 @@ pub async fn run(deployment: &mut impl Deployment, count: usize) -> Report {
         .await;
     report.kill_reassigned = killed.elapsed();
     report.kill_reuploaded = Clients::reuploaded(&clients.all) - before;
+    assert!(report.kill_reuploaded >= lost.len() as u64, "{report:?}");
     report.records = clients.assert_stored().await;
     report.unavailable = clients
         .all

@@ -56,7 +56,8 @@ pub struct Firefox {
     browser: u32,
     stdin: ChildStdin,
     answers: Lines<BufReader<ChildStdout>>,
-    /// Holds the logs: `driver.log` (the driver's own), `firefox.log`.
+    /// Holds the logs (`driver.log`, the driver's own; `firefox.log`) and
+    /// the profile.
     dir: tempfile::TempDir,
 }
 
@@ -75,6 +76,8 @@ impl Firefox {
             .args(["--marionette-port", &crate::free_port().to_string()])
             .arg("--log")
             .arg(&log)
+            // The profile and Firefox's temporary files go with `dir`.
+            .env("TMPDIR", dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(driver_log)

@@ -218,13 +218,27 @@ async fn some_moved(cluster: &Cluster) {
 }
 
 /// Waits for the command to give up on the users it cannot move (it must
-/// not hang); how long that took.
+/// not hang, and must say it failed); how long that took.
 async fn gives_up(run: &mut std::process::Child) -> Duration {
-    within(MOVED * 12, "the migration ends", || {
+    let took = within(MOVED * 12, "the migration ends", || {
         let ended = run.try_wait().unwrap().is_some();
         async move { ended }
     })
-    .await
+    .await;
+    let status = run.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the command reports the users it could not move"
+    );
+    took
+}
+
+/// `node migrate` from the first node to the second, slowed down so that
+/// a failure lands while users are still to move.
+fn slow_migration(cluster: &Cluster) -> std::process::Child {
+    let (from, to) = (cluster.nodes[0].url(), cluster.nodes[1].url());
+    cluster.admin_spawn(&["node", "migrate", from, to, "--rate", "5"])
 }
 
 /// Every user whole on the node their token names; how many had moved.
@@ -266,8 +280,7 @@ async fn a_migration_killed_anywhere_leaves_each_user_on_one_node_and_resumes() 
     let backend = TestBackend::from_env();
     let cluster = Cluster::start(&[backend, backend], &[], &[]).await;
     let users = users_on_the_first_node(&cluster).await;
-    let (from, to) = (cluster.nodes[0].url(), cluster.nodes[1].url());
-    let mut run = cluster.admin_spawn(&["node", "migrate", from, to]);
+    let mut run = slow_migration(&cluster);
     some_moved(&cluster).await;
     run.kill().unwrap(); // SIGKILL
     run.wait().unwrap();
@@ -285,8 +298,7 @@ async fn a_node_killed_mid_migration_leaves_each_user_on_one_node_and_a_rerun_fi
         let backend = TestBackend::from_env();
         let mut cluster = Cluster::start(&[backend, backend], &[], &[]).await;
         let users = users_on_the_first_node(&cluster).await;
-        let (from, to) = (cluster.nodes[0].url(), cluster.nodes[1].url());
-        let mut run = cluster.admin_spawn(&["node", "migrate", from, to]);
+        let mut run = slow_migration(&cluster);
         some_moved(&cluster).await;
         cluster.nodes[victim].kill();
         let ended = gives_up(&mut run).await;
@@ -306,8 +318,7 @@ async fn a_database_outage_mid_migration_leaves_each_user_on_one_node_and_a_reru
     // The target on PostgreSQL, where one database can be cut off alone.
     let cluster = Cluster::start(&[backend, TestBackend::Postgres], &[], &[]).await;
     let users = users_on_the_first_node(&cluster).await;
-    let (from, to) = (cluster.nodes[0].url(), cluster.nodes[1].url());
-    let mut run = cluster.admin_spawn(&["node", "migrate", from, to]);
+    let mut run = slow_migration(&cluster);
     some_moved(&cluster).await;
     cluster.nodes[1].db.cut_off(true).await;
     let ended = gives_up(&mut run).await;
