@@ -398,13 +398,14 @@ impl Clients {
     }
 
     /// The clients syncing with `node` now.
+    fn syncing_with(&self, node: &str) -> Vec<Arc<Client>> {
+        let on_node = |c: &&Arc<Client>| c.node().as_deref() == Some(node);
+        self.all.iter().filter(on_node).cloned().collect()
+    }
+
+    /// The same, for a step that must move someone.
     fn on(&self, node: &str) -> Vec<Arc<Client>> {
-        let on: Vec<_> = self
-            .all
-            .iter()
-            .filter(|c| c.node().as_deref() == Some(node))
-            .cloned()
-            .collect();
+        let on = self.syncing_with(node);
         assert!(
             !on.is_empty(),
             "no client syncs with {node}: the step would prove nothing"
@@ -519,7 +520,6 @@ pub struct Report {
 /// first and third killed); fails on any broken promise.
 pub async fn run(deployment: &mut impl Deployment, count: usize) -> Report {
     let nodes = deployment.nodes();
-    let metrics = deployment.metrics();
     assert_eq!(nodes.len(), 3, "the drill needs three nodes");
     let clients = Clients::start(&deployment.tokenserver(), count);
     let mut report = Report::default();
@@ -530,25 +530,70 @@ pub async fn run(deployment: &mut impl Deployment, count: usize) -> Report {
     // 1. Unassign the third node: its clients are refused, fetch a new
     // token and start afresh on an empty storage.
     clients.pause_on(&nodes, "every client syncing").await;
-    let moved = clients.on(&nodes[2]);
+    let unassign = ["node", "unassign", &nodes[2]];
+    (report.unassign_refused, report.unassign_reuploaded) =
+        move_away(&clients, deployment, &nodes[2], &unassign, &nodes).await;
+
+    // 2. Migrate the first node to the second while everyone syncs.
+    migrate(&clients, deployment, &mut report).await;
+
+    // 3. Drain the second node at once: every token for it is refused.
+    let drain = ["node", "drain", &nodes[1], "--now"];
+    let open = [nodes[0].clone(), nodes[2].clone()];
+    (report.drain_refused, report.drain_reuploaded) =
+        move_away(&clients, deployment, &nodes[1], &drain, &open).await;
+
+    // 4. Kill the busier open node: it is noticed, its users move to the
+    // other one.
+    kill(&clients, deployment, &mut report).await;
+    report.records = clients.assert_stored().await;
+    report.unavailable = clients
+        .all
+        .iter()
+        .map(|c| c.state.lock().unwrap().unavailable)
+        .sum();
+    clients.stop().await;
+    report
+}
+
+/// From paused clients: moves those of `node` with the operator's
+/// `command`, then pauses them again once all sync with `open`. Each moved
+/// client is refused within the deadline and starts afresh; the longest
+/// refusal, and the records they uploaded again.
+async fn move_away(
+    clients: &Clients,
+    deployment: &impl Deployment,
+    node: &str,
+    command: &[&str],
+    open: &[String],
+) -> (Duration, u64) {
+    let moved = clients.on(node);
+    let before = Clients::reuploaded(&moved);
     clients.resume();
     let since = Instant::now();
-    admin(deployment, &["node", "unassign", &nodes[2]]);
-    report.unassign_refused = clients.refused(&moved, &nodes[2], since).await;
-    assert!(report.unassign_refused <= MOVE_DEADLINE, "{report:?}");
-    clients
-        .pause_on(&nodes, "every client syncing after the unassign")
-        .await;
-    report.unassign_reuploaded = Clients::reuploaded(&moved);
+    admin(deployment, command);
+    let refused = clients.refused(&moved, node, since).await;
+    assert!(
+        refused <= MOVE_DEADLINE,
+        "{command:?}: refused after {refused:?}"
+    );
+    clients.pause_on(open, "every client off the node").await;
+    let reuploaded = Clients::reuploaded(&moved) - before;
     // Each started afresh: `meta/global` at least.
     assert!(
-        report.unassign_reuploaded >= moved.len() as u64,
-        "{report:?}"
+        reuploaded >= moved.len() as u64,
+        "{command:?}: {reuploaded} uploaded again"
     );
     clients.assert_stored().await;
+    (refused, reuploaded)
+}
 
-    // 2. Migrate the first node to the second while everyone syncs: its
-    // clients land on the second node and upload nothing again.
+/// From paused clients: migrates the first node to the second while
+/// everyone syncs. Its clients land on the second node and upload
+/// nothing again, and the second node's own count of records written
+/// equals the new records clients wrote there.
+async fn migrate(clients: &Clients, deployment: &impl Deployment, report: &mut Report) {
+    let (nodes, metrics) = (deployment.nodes(), deployment.metrics());
     let movers = clients.on(&nodes[0]);
     report.migrated_users = movers.len();
     let written_before = records_written(&metrics[1]).await;
@@ -582,40 +627,16 @@ pub async fn run(deployment: &mut impl Deployment, count: usize) -> Report {
         "the migration target stored uploads beyond the clients' new records: {report:?}"
     );
     clients.assert_stored().await;
+}
 
-    // 3. Drain the second node at once: every token for it is refused.
-    let drained = clients.on(&nodes[1]);
-    let before = Clients::reuploaded(&clients.all);
-    clients.resume();
-    let since = Instant::now();
-    admin(deployment, &["node", "drain", &nodes[1], "--now"]);
-    report.drain_refused = clients.refused(&drained, &nodes[1], since).await;
-    assert!(report.drain_refused <= MOVE_DEADLINE, "{report:?}");
-    let open = [nodes[0].clone(), nodes[2].clone()];
-    clients
-        .pause_on(&open, "every client off the drained node")
-        .await;
-    report.drain_reuploaded = Clients::reuploaded(&clients.all) - before;
-    assert!(
-        report.drain_reuploaded >= drained.len() as u64,
-        "{report:?}"
-    );
-    clients.assert_stored().await;
-
-    // 4. Kill the busier open node: it is noticed, its users move to the
-    // other one.
-    let count_on = |n: &str| {
-        clients
-            .all
-            .iter()
-            .filter(|c| c.node().as_deref() == Some(n))
-            .count()
+/// From paused clients: kills the busier of the first and third nodes and
+/// pauses the clients again once every one syncs with the other.
+async fn kill(clients: &Clients, deployment: &mut impl Deployment, report: &mut Report) {
+    let nodes = deployment.nodes();
+    let busier = |a: usize, b: usize| {
+        clients.syncing_with(&nodes[a]).len() >= clients.syncing_with(&nodes[b]).len()
     };
-    let (victim, survivor) = if count_on(&nodes[0]) >= count_on(&nodes[2]) {
-        (0, 2)
-    } else {
-        (2, 0)
-    };
+    let (victim, survivor) = if busier(0, 2) { (0, 2) } else { (2, 0) };
     let lost = clients.on(&nodes[victim]);
     let before = Clients::reuploaded(&clients.all);
     clients.resume();
@@ -630,14 +651,6 @@ pub async fn run(deployment: &mut impl Deployment, count: usize) -> Report {
     report.kill_reassigned = killed.elapsed();
     report.kill_reuploaded = Clients::reuploaded(&clients.all) - before;
     assert!(report.kill_reuploaded >= lost.len() as u64, "{report:?}");
-    report.records = clients.assert_stored().await;
-    report.unavailable = clients
-        .all
-        .iter()
-        .map(|c| c.state.lock().unwrap().unavailable)
-        .sum();
-    clients.stop().await;
-    report
 }
 
 /// The operator command, run without stopping the clients.

@@ -120,6 +120,19 @@ struct FxaState {
     browser_calls: Mutex<Vec<String>>,
 }
 
+impl FxaState {
+    /// What `/v1/verify` answers for `token` from now on.
+    fn vouch(&self, token: &str, fxa_uid: &str, generation: Option<i64>, scope: &[&str]) {
+        let answer = json!({
+            "user": fxa_uid,
+            "client_id": "5882386c6d801776",
+            "scope": scope,
+            "generation": generation,
+        });
+        self.opaque.lock().unwrap().insert(token.to_owned(), answer);
+    }
+}
+
 /// A running FxA stand-in; stopped on drop.
 pub struct FakeFxa {
     pub url: String,
@@ -181,14 +194,7 @@ impl FakeFxa {
 
     /// Makes `/v1/verify` vouch for `token` (a JWT included).
     pub fn vouch(&self, token: &str, fxa_uid: &str, generation: Option<i64>, scope: &[&str]) {
-        let answer = json!({
-            "user": fxa_uid,
-            "client_id": "5882386c6d801776",
-            "scope": scope,
-            "generation": generation,
-        });
-        let mut vouched = self.state.opaque.lock().unwrap();
-        vouched.insert(token.to_owned(), answer);
+        self.state.vouch(token, fxa_uid, generation, scope);
     }
 
     pub fn jwks_fetches(&self) -> usize {
@@ -278,14 +284,10 @@ async fn oauth_token(State(state): State<Arc<FxaState>>, Json(body): Json<Value>
             "Invalid authentication token",
         );
     };
-    let scope = body["scope"].as_str().unwrap_or_default().to_owned();
+    let scope = body["scope"].as_str().unwrap_or_default();
     let token = hex::encode(rand::random::<[u8; 32]>());
-    let answer = json!({
-        "user": uid,
-        "client_id": body["client_id"],
-        "scope": scope.split(' ').collect::<Vec<_>>(),
-    });
-    state.opaque.lock().unwrap().insert(token.clone(), answer);
+    let scopes: Vec<&str> = scope.split(' ').collect();
+    state.vouch(&token, &uid, None, &scopes);
     Json(json!({
         "access_token": token,
         "token_type": "bearer",

@@ -62,11 +62,16 @@ impl Reply {
 
     /// Reads a response in full.
     pub async fn read(response: reqwest::Response) -> Self {
-        Self {
+        Self::try_read(response).await.expect("a whole body")
+    }
+
+    /// Reads a response in full; `None` if its body did not come.
+    pub async fn try_read(response: reqwest::Response) -> Option<Self> {
+        Some(Self {
             status: response.status().as_u16(),
             headers: response.headers().clone(),
-            text: response.text().await.unwrap(),
-        }
+            text: response.text().await.ok()?,
+        })
     }
 }
 
@@ -147,14 +152,7 @@ impl SyncClient {
             .send()
             .await
             .ok()?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.ok()?;
-        Some(Reply {
-            status,
-            headers,
-            text,
-        })
+        Reply::try_read(response).await
     }
 
     /// A signed GET whose body is read chunk by chunk and kept only as

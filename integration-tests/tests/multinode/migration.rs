@@ -218,9 +218,9 @@ async fn some_moved(cluster: &Cluster) {
 }
 
 /// Waits for the command to give up on the users it cannot move (it must
-/// not hang, and must say it failed); how long that took.
-async fn gives_up(run: &mut std::process::Child) -> Duration {
-    let took = within(MOVED * 12, "the migration ends", || {
+/// not hang, and must say it failed).
+async fn gives_up(run: &mut std::process::Child) {
+    within(MOVED * 12, "the migration ends", || {
         let ended = run.try_wait().unwrap().is_some();
         async move { ended }
     })
@@ -231,7 +231,6 @@ async fn gives_up(run: &mut std::process::Child) -> Duration {
         Some(1),
         "the command reports the users it could not move"
     );
-    took
 }
 
 /// `node migrate` from the first node to the second, slowed down so that
@@ -275,60 +274,65 @@ async fn a_rerun_finishes(cluster: &Cluster, users: &[String]) {
     }
 }
 
-#[tokio::test]
-async fn a_migration_killed_anywhere_leaves_each_user_on_one_node_and_resumes() {
+/// What goes wrong while a migration runs.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    /// The command itself is killed with SIGKILL.
+    CommandKilled,
+    /// A node (0 the source, 1 the target) is killed, then restarted.
+    NodeKilled(usize),
+    /// The target's database is cut off, then back.
+    TargetDatabaseOut,
+}
+
+/// Thirty users migrate until `failure` strikes; then each is whole on
+/// one node, and a re-run moves them all.
+async fn survives(failure: Failure) {
     let backend = TestBackend::from_env();
-    let cluster = Cluster::start(&[backend, backend], &[], &[]).await;
+    // A database can be cut off alone on PostgreSQL.
+    let target = match failure {
+        Failure::TargetDatabaseOut => TestBackend::Postgres,
+        _ => backend,
+    };
+    let mut cluster = Cluster::start(&[backend, target], &[], &[]).await;
     let users = users_on_the_first_node(&cluster).await;
     let mut run = slow_migration(&cluster);
     some_moved(&cluster).await;
-    run.kill().unwrap(); // SIGKILL
-    run.wait().unwrap();
+    match failure {
+        Failure::CommandKilled => {
+            run.kill().unwrap(); // SIGKILL
+            run.wait().unwrap();
+        }
+        Failure::NodeKilled(i) => {
+            cluster.nodes[i].kill();
+            gives_up(&mut run).await;
+            cluster.nodes[i].restart().await;
+        }
+        Failure::TargetDatabaseOut => {
+            cluster.nodes[1].db.cut_off(true).await;
+            gives_up(&mut run).await;
+            cluster.nodes[1].db.cut_off(false).await;
+        }
+    }
     let moved = each_whole_on_one_node(&cluster, &users).await;
-    println!(
-        "{moved} of {} users had moved when the command was killed",
-        users.len()
-    );
+    println!("{failure:?}: {moved} of {} users had moved", users.len());
     a_rerun_finishes(&cluster, &users).await;
+}
+
+#[tokio::test]
+async fn a_migration_killed_anywhere_leaves_each_user_on_one_node_and_resumes() {
+    survives(Failure::CommandKilled).await;
 }
 
 #[tokio::test]
 async fn a_node_killed_mid_migration_leaves_each_user_on_one_node_and_a_rerun_finishes() {
-    for (victim, which) in [(1, "target"), (0, "source")] {
-        let backend = TestBackend::from_env();
-        let mut cluster = Cluster::start(&[backend, backend], &[], &[]).await;
-        let users = users_on_the_first_node(&cluster).await;
-        let mut run = slow_migration(&cluster);
-        some_moved(&cluster).await;
-        cluster.nodes[victim].kill();
-        let ended = gives_up(&mut run).await;
-        cluster.nodes[victim].restart().await;
-        let moved = each_whole_on_one_node(&cluster, &users).await;
-        println!(
-            "{which} killed: {moved} of {} users had moved; the command ended {ended:?} later",
-            users.len()
-        );
-        a_rerun_finishes(&cluster, &users).await;
-    }
+    survives(Failure::NodeKilled(1)).await;
+    survives(Failure::NodeKilled(0)).await;
 }
 
 #[tokio::test]
 async fn a_database_outage_mid_migration_leaves_each_user_on_one_node_and_a_rerun_finishes() {
-    let backend = TestBackend::from_env();
-    // The target on PostgreSQL, where one database can be cut off alone.
-    let cluster = Cluster::start(&[backend, TestBackend::Postgres], &[], &[]).await;
-    let users = users_on_the_first_node(&cluster).await;
-    let mut run = slow_migration(&cluster);
-    some_moved(&cluster).await;
-    cluster.nodes[1].db.cut_off(true).await;
-    let ended = gives_up(&mut run).await;
-    cluster.nodes[1].db.cut_off(false).await;
-    let moved = each_whole_on_one_node(&cluster, &users).await;
-    println!(
-        "database cut off: {moved} of {} users had moved; the command ended {ended:?} later",
-        users.len()
-    );
-    a_rerun_finishes(&cluster, &users).await;
+    survives(Failure::TargetDatabaseOut).await;
 }
 
 /// The user's node serves all of their data.
