@@ -30,12 +30,29 @@ async fn server_logging(db: &TestDb, log_level: &str) -> (Server, String) {
         ("SYNC_METRICS_ADDRESS", address.as_str()),
         ("SYNC_HUMAN_LOGS", "false"),
         ("SYNC_LOG_LEVEL", log_level),
-        // The background reread of revocations takes connections too: not
+        // The purge and the reread of revocations take connections too: not
         // during a test that counts the requests' own.
         ("SYNC_SYNCSTORAGE__REVOCATION_REFRESH_SECONDS", "3600"),
+        ("SYNC_SYNCSTORAGE__PURGE_INTERVAL_SECONDS", "0"),
     ];
     let server = Server::start_with(SYNCSERVER, &env, None).await;
-    (server, format!("http://{address}"))
+    let metrics = format!("http://{address}");
+    reread_at_start(&metrics).await;
+    (server, metrics)
+}
+
+/// Waits for the node's rereads of revocations at start (the load, then the
+/// refresher's first round, which may land after the server answers).
+async fn reread_at_start(metrics: &str) {
+    let rereads = [("db_operation_name", "revocations")];
+    for _ in 0..100 {
+        let scrape = Scrape::get(metrics).await;
+        if scrape.sum("db_client_operation_duration_seconds_count", &rereads) >= 2.0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the node did not reread its revocations at start");
 }
 
 /// How much a sample grew between two scrapes.
