@@ -17,13 +17,13 @@ root="$(mktemp -d)"
 trap 'rm -rf "$root"' EXIT
 chmod 0755 "$root"
 
-install -d "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/default" \
+install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/lib/systemd/system" "$root/etc/default" \
     "$root/usr/share/doc/$package/examples" "$root/usr/share/doc/$package/docs/adr"
 for b in syncserver syncstorage tokenserver; do
     strip --strip-unneeded -o "$root/usr/bin/$b" "$bin_dir/$b"
     chmod 0755 "$root/usr/bin/$b"
 done
-sed 's|/usr/local/bin/|/usr/bin/|g' deploy/syncserver.service >"$root/lib/systemd/system/syncserver.service"
+sed 's|/usr/local/bin/|/usr/bin/|g' deploy/syncserver.service >"$root/usr/lib/systemd/system/syncserver.service"
 install -m 0644 deploy/syncserver.env "$root/etc/default/syncserver"
 install -m 0644 deploy/*.example.toml "$root/usr/share/doc/$package/examples/"
 install -m 0644 README.md "$root/usr/share/doc/$package/"
@@ -39,6 +39,9 @@ License: MPL-2.0
 COPYRIGHT
 
 echo "/etc/default/syncserver" >"$root/DEBIAN/conffiles"
+# The newest glibc symbol version the binaries use is the oldest libc6
+# they run on (the bundled SQLite may need a recent one).
+glibc="$(objdump -T "$root"/usr/bin/* | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n 1)"
 installed_kb="$(du -sk --exclude=DEBIAN "$root" | cut -f1)"
 cat >"$root/DEBIAN/control" <<CONTROL
 Package: $package
@@ -46,7 +49,7 @@ Version: $version
 Architecture: $arch
 Maintainer: Firefox Sync server maintainers <sync@localhost>
 Installed-Size: $installed_kb
-Depends: libc6 (>= 2.34), libgcc-s1, adduser, ca-certificates
+Depends: libc6 (>= $glibc), libgcc-s1, adduser, ca-certificates
 Section: net
 Priority: optional
 Description: Firefox Sync server (tokenserver and SyncStorage 1.5)
@@ -67,8 +70,14 @@ if [ "$1" = configure ]; then
     fi
     if [ -d /run/systemd/system ]; then
         systemctl daemon-reload
-        systemctl enable syncserver.service >/dev/null 2>&1 || true
-        systemctl restart syncserver.service || true
+        if [ -z "$2" ]; then
+            # A first install: enabled and started. An upgrade restarts it
+            # only if it runs, and leaves a disabled service disabled.
+            systemctl enable syncserver.service >/dev/null 2>&1 || true
+            systemctl start syncserver.service || true
+        else
+            systemctl try-restart syncserver.service || true
+        fi
     fi
 fi
 POSTINST

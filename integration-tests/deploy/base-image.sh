@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Makes the images deploy/Containerfile starts from when no registry is
-# reachable: a minimal Debian made with debootstrap from Debian's own
-# mirror, imported into podman under the tag the file names. Does nothing
-# when podman has it already. Root.
+# Makes a base image for deploy/Containerfile's runtime stage when no
+# registry is reachable: a minimal Debian made with debootstrap from
+# Debian's own mirror, imported into podman under a localhost/ tag (never
+# the official one, which later builds would then take for it); build with
+# --build-arg RUNTIME_IMAGE=<that tag>. Does nothing when podman has it
+# already. Root.
 #
 #   integration-tests/deploy/base-image.sh [TAG]
 set -euo pipefail
-tag="${1:-docker.io/library/debian:bookworm-slim}"
+tag="${1:-localhost/debian:bookworm-slim}"
 suite="${SUITE:-bookworm}"
 mirror="${MIRROR:-http://deb.debian.org/debian}"
 

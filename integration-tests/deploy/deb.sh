@@ -10,22 +10,27 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin_dir="${1:-target/debug}"
 package=firefox-sync-server
-unit=/lib/systemd/system/syncserver.service
+unit=/usr/lib/systemd/system/syncserver.service
 work="$(mktemp -d)"
 pid=""
 defaults_saved=""
 
+fail() { echo "FAIL: $*" >&2; [ -f "$work/server.log" ] && tail -n 30 "$work/server.log" >&2; exit 1; }
+
+# Never touch an installation that is not this test's own.
+if dpkg -s "$package" >/dev/null 2>&1 || [ -e /var/lib/syncserver ]; then
+    rm -rf "$work"
+    fail "$package or /var/lib/syncserver is here already; this test installs and purges its own"
+fi
+made_user=""
+getent passwd syncserver >/dev/null || made_user=yes
 cleanup() {
     [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
     dpkg --purge "$package" >/dev/null 2>&1 || true
     rm -rf /var/lib/syncserver "$work"
+    [ -z "$made_user" ] || deluser --system syncserver >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; [ -f "$work/server.log" ] && tail -n 30 "$work/server.log" >&2; exit 1; }
-
-if dpkg -s "$package" >/dev/null 2>&1 || [ -e /var/lib/syncserver ]; then
-    fail "$package or /var/lib/syncserver is here already; this test installs and purges its own"
-fi
 
 echo "== build and install"
 deb="$(deploy/debian/build-deb.sh "$bin_dir" "$work")"

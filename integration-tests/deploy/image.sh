@@ -13,20 +13,29 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin_dir="${1:-target/debug}"
 tag="localhost/firefox-sync-server:test"
+base="localhost/debian:bookworm-slim"
 work="$(mktemp -d /var/tmp/sync-image.XXXXXX)"
 rootfs="$work/rootfs"
 pid=""
 
+container=""
 cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
     umount "$rootfs/proc" 2>/dev/null || true
     umount "$rootfs/dev" 2>/dev/null || true
-    rm -rf "$work"
+    [ -n "$container" ] && podman rm -f "$container" >/dev/null 2>&1 || true
+    podman rmi -f "$tag" >/dev/null 2>&1 || true
+    # Never into a mount left behind (the host's /dev).
+    if mountpoint -q "$rootfs/dev" || mountpoint -q "$rootfs/proc"; then
+        echo "left $work: $rootfs still has mounts" >&2
+    else
+        rm -rf --one-file-system "$work"
+    fi
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$work/server.log" ] && tail -n 30 "$work/server.log" >&2; exit 1; }
 
-integration-tests/deploy/base-image.sh
+integration-tests/deploy/base-image.sh "$base"
 
 echo "== podman build (runtime stage, binaries from $bin_dir)"
 mkdir -p "$work/context/bin"
@@ -36,7 +45,7 @@ for b in syncserver syncstorage tokenserver; do
     strip -o "$work/context/bin/$b" "$bin_dir/$b"
 done
 podman build --quiet --isolation chroot --format docker \
-    --build-arg BINARIES=prebuilt -f deploy/Containerfile -t "$tag" "$work/context" >/dev/null
+    --build-arg BINARIES=prebuilt --build-arg RUNTIME_IMAGE="$base" -f deploy/Containerfile -t "$tag" "$work/context" >/dev/null
 inspect() { podman image inspect --format "$1" "$tag"; }
 user="$(inspect '{{.Config.User}}')"
 workdir="$(inspect '{{.Config.WorkingDir}}')"
@@ -56,6 +65,7 @@ container="$(podman create "$tag" 2>/dev/null)"
 mkdir "$rootfs"
 podman export "$container" | tar --numeric-owner -x -C "$rootfs"
 podman rm "$container" >/dev/null 2>&1
+container=""
 for tool in cc gcc c++ g++ cpp ld as make cargo rustc rustup; do
     for dir in bin usr/bin usr/local/bin sbin usr/sbin; do
         [ ! -e "$rootfs/$dir/$tool" ] || fail "the image holds a build tool: /$dir/$tool"
@@ -80,18 +90,20 @@ jwk="$(python3 -c 'import json; print(json.dumps(json.load(open("integration-tes
 run_env=("${env[@]}" "SYNC_PORT=$port" "SYNC_PUBLIC_URL=http://127.0.0.1:$port"
     "SYNC_TOKENSERVER__FXA_OAUTH_PRIMARY_JWK=$jwk")
 in_image() {
-    chroot --userspec="$user" "$rootfs" /usr/bin/env -i -C "$workdir" "${run_env[@]}" "$@"
+    exec chroot --userspec="$user" "$rootfs" /usr/bin/env -i -C "$workdir" "${run_env[@]}" "$@"
 }
-in_image "${cmd[@]}" >"$work/server.log" 2>&1 &
+# The subshell becomes the server (exec all the way down): $pid is its pid.
+(in_image "${cmd[@]}") >"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
-    in_image "${check[@]:1}" >/dev/null 2>&1 && break
+    (in_image "${check[@]:1}") >/dev/null 2>&1 && break
     kill -0 "$pid" 2>/dev/null || fail "the server exited"
     sleep 0.1
 done
-in_image "${check[@]:1}" || fail "the image's healthcheck never passed"
-server_pid="$(pgrep -P "$pid" || echo "$pid")"
-running_uid="$(awk '/^Uid:/ {print $2}' "/proc/$server_pid/status")"
+(in_image "${check[@]:1}") || fail "the image's healthcheck never passed"
+[ "$(readlink "/proc/$pid/exe")" = "$rootfs/usr/local/bin/syncserver" ] ||
+    fail "pid $pid is $(readlink "/proc/$pid/exe"), not the image's server"
+running_uid="$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")"
 [ "$running_uid" = "$uid" ] || fail "the server runs as uid $running_uid, not $uid"
 echo "serving on 127.0.0.1:$port as uid $running_uid"
 
@@ -100,7 +112,7 @@ SYNC_E2E_SERVER="http://127.0.0.1:$port" cargo test --quiet -p syncserver --test
     firefox_syncs_through_the_all_in_one_server
 # The test's user (it started with none) is in the server's own database:
 # the test went through it.
-users="$(in_image /usr/local/bin/syncserver user count)"
+users="$( (in_image /usr/local/bin/syncserver user count) )"
 [ "$users" -ge 1 ] || fail "the server holds $users users after the end-to-end test"
 echo "the server holds $users users"
 [ "$(stat -c '%u %a' "$rootfs/data/master_secret")" = "$uid 600" ] ||
@@ -111,7 +123,7 @@ done
 
 echo "== SIGTERM (the image's STOPSIGNAL) stops it cleanly"
 [ "$(inspect '{{.Config.StopSignal}}')" = "SIGTERM" ] || fail "STOPSIGNAL is not SIGTERM"
-kill -TERM "$server_pid"
+kill -TERM "$pid"
 for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null && fail "still running 10 s after SIGTERM"
 wait "$pid" || fail "exited with $? after SIGTERM"

@@ -123,7 +123,14 @@ def selects(selector: dict, labels: dict) -> bool:
         if labels.get(key) != value:
             return False
     for expr in selector.get("matchExpressions", []):
-        if expr["operator"] == "In" and labels.get(expr["key"]) not in expr["values"]:
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        matched = {
+            "In": labels.get(key) in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not matched:
             return False
     return True
 
@@ -171,6 +178,7 @@ def check_node_urls(objects: list[dict], workloads: list[tuple]) -> None:
         for rule in ingress["spec"]["rules"]:
             rules[rule["host"]] = rule["http"]["paths"][0]["backend"]["service"]["name"]
     services = by_kind(objects, "Service")
+    urls: list[tuple[dict, str]] = []
     for name, workload, pod in workloads:
         for c in pod["spec"]["containers"]:
             if workload["kind"] != "Deployment" or binary(c) not in ("syncstorage", "syncserver"):
@@ -187,6 +195,13 @@ def check_node_urls(objects: list[dict], workloads: list[tuple]) -> None:
             service = services.get(rules.get(host, ""))
             if not service or not selects({"matchLabels": service["spec"]["selector"]}, pod["metadata"]["labels"]):
                 fail(f"{name}: its URL's host {host} does not lead to its own pods")
+            urls.append((pod["metadata"]["labels"], url))
+    # A Service behind a node's host must lead to that node alone.
+    for service_name in set(rules.values()):
+        selector = {"matchLabels": services.get(service_name, {}).get("spec", {}).get("selector", {})}
+        served = {url for labels, url in urls if selects(selector, labels)}
+        if len(served) > 1:
+            fail(f"Service/{service_name} leads to pods of several nodes: {sorted(served)}")
 
 
 def main() -> int:

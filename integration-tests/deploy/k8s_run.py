@@ -72,7 +72,7 @@ class Pod:
         self.labels = template["metadata"].get("labels", {})
         self.container = self.spec["containers"][0]
         self.ip = f"{NET}.{next(Pod.serial)}"
-        self.ns = f"k8s-{name}"[:30]
+        self.ns = f"k8s-{name}"
         self.dir = os.path.join(cluster.work, name)
         self.process = None
         self.ready = False
@@ -141,8 +141,7 @@ class Pod:
             target = f"/usr/local/bin/{b}"
             lines += [f"touch {target}", f"mount --bind {shlex.quote(self.cluster.binary(b))} {target}"]
         for path, directory in self.volumes().items():
-            os.makedirs(path, exist_ok=True)
-            self.cluster.made_dirs.add(path)
+            self.cluster.make_dirs(path)
             lines.append(f"mount --bind {shlex.quote(directory)} {shlex.quote(path)}")
         security = {**self.spec.get("securityContext", {}), **self.container.get("securityContext", {})}
         uid = security.get("runAsUser", 0)
@@ -192,8 +191,20 @@ class Cluster:
         self.pods: list[Pod] = []
         self.services = {}
         self.made_dirs = set()
+        self.namespaces = []
+        self.links = []
         self.rr = itertools.count()
         self.namespace = next((o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"), "default")
+
+    def make_dirs(self, path):
+        """Creates `path` and its missing parents, remembered for cleanup."""
+        missing = []
+        while not os.path.exists(path):
+            missing.append(path)
+            path = os.path.dirname(path)
+        for p in reversed(missing):
+            os.mkdir(p)
+            self.made_dirs.add(p)
 
     def binary(self, name):
         return os.path.join(self.bin_dir, name)
@@ -216,7 +227,9 @@ class Cluster:
 
     def add_namespace(self, ns, ip):
         run("ip", "netns", "add", ns)
+        self.namespaces.append(ns)
         veth = f"vk{ip.rsplit('.', 1)[1]}"
+        self.links.append(veth)
         run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
         run("ip", "link", "set", veth, "master", BRIDGE, "up")
         run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "eth0")
@@ -238,18 +251,14 @@ class Cluster:
         return "\n".join(lines) + "\n"
 
     def remove_network(self):
-        out = run("ip", "netns", "list", capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            ns = line.split()[0]
-            if ns.startswith("k8s-"):
-                run("ip", "netns", "del", ns, check=False)
-                run("rm", "-rf", f"/etc/netns/{ns}", check=False)
+        """What this run made; also the bridge an earlier, killed run left
+        (its name is this test's)."""
+        for ns in self.namespaces:
+            run("ip", "netns", "del", ns, check=False)
+            run("rm", "-rf", f"/etc/netns/{ns}", check=False)
         # A namespace a process still holds outlives `del`, and so its link.
-        links = run("ip", "-o", "link", "show", capture_output=True, text=True).stdout
-        for line in links.splitlines():
-            name = line.split(":")[1].strip().split("@")[0]
-            if name.startswith("vk"):
-                run("ip", "link", "del", name, check=False, stderr=subprocess.DEVNULL)
+        for link in self.links:
+            run("ip", "link", "del", link, check=False, stderr=subprocess.DEVNULL)
         run("ip", "link", "del", BRIDGE, check=False, stderr=subprocess.DEVNULL)
 
     # Pods, Services, the Ingress, the kubelet's probes.
@@ -502,10 +511,12 @@ async def scenario(cluster):
     while True:
         listing = tokenserver.exec(["/usr/local/bin/tokenserver", "node", "list"]).stdout
         rows = {line.split()[1]: line.split() for line in listing.splitlines()[1:] if line.strip()}
-        if all(rows.get(node, [""] * 7)[6] == "ok" for node in nodes.split(",")):
+        # Columns: id, node, capacity, load, available, users, health.
+        if all(rows.get(node, [""] * 7)[6] == "ok" and int(rows[node][5]) >= 1
+               for node in nodes.split(",")):
             break
         if time.monotonic() > deadline:
-            raise SystemExit(f"FAIL: the nodes are not registered and healthy:\n{listing}")
+            raise SystemExit(f"FAIL: the nodes are not registered, healthy and in use:\n{listing}")
         await asyncio.sleep(1)
     log(listing.strip())
 
