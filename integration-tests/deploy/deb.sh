@@ -8,6 +8,7 @@
 #   integration-tests/deploy/deb.sh [BINARY_DIR]   (default: target/debug)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. integration-tests/deploy/lib.sh
 bin_dir="${1:-target/debug}"
 package=firefox-sync-server
 unit=/usr/lib/systemd/system/syncserver.service
@@ -64,8 +65,8 @@ if [ "$hard" != unlimited ] && [ "$hard" -lt "$nofile" ]; then
 fi
 # What an administrator adds to the environment file: a port, the URL
 # clients use, and (for the test) the FxA key the tokens are signed with.
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-jwk="$(python3 -c 'import json; print(json.dumps(json.load(open("integration-tests/src/fxa_test_keys.json"))["primary"]["jwk"]))')"
+port="$(free_port)"
+jwk="$(test_fxa_jwk)"
 cat >>"$env_file" <<SETTINGS
 SYNC_PORT=$port
 SYNC_PUBLIC_URL=http://127.0.0.1:$port

@@ -11,6 +11,7 @@
 #   integration-tests/deploy/image.sh [BINARY_DIR]   (default: target/debug)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. integration-tests/deploy/lib.sh
 bin_dir="${1:-target/debug}"
 tag="localhost/firefox-sync-server:test"
 base="localhost/debian:bookworm-slim"
@@ -83,8 +84,8 @@ echo "image: $(du -sh "$rootfs" | cut -f1) unpacked; no build tools; CA certific
 echo "== the image's command, in a chroot"
 mount -t proc proc "$rootfs/proc"
 mount --bind /dev "$rootfs/dev"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-jwk="$(python3 -c 'import json; print(json.dumps(json.load(open("integration-tests/src/fxa_test_keys.json"))["primary"]["jwk"]))')"
+port="$(free_port)"
+jwk="$(test_fxa_jwk)"
 # What `podman run -e … -p` would add: the port published, the public URL
 # clients use, and the (test) FxA key.
 run_env=("${env[@]}" "SYNC_PORT=$port" "SYNC_PUBLIC_URL=http://127.0.0.1:$port"

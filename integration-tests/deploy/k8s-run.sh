@@ -9,6 +9,7 @@
 #   integration-tests/deploy/k8s-run.sh [BINARY_DIR]   (default: target/debug)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. integration-tests/deploy/lib.sh
 bin_dir="${1:-target/debug}"
 here=integration-tests/deploy
 pg_socket=${K8S_PG_SOCKET:-/var/run/postgresql}
@@ -34,8 +35,7 @@ mysql -uroot --socket="$my_socket" -e "CREATE DATABASE ${tag}_n1;
     CREATE USER '${tag}'@'localhost' IDENTIFIED BY '$password';
     GRANT ALL ON ${tag}_n1.* TO '${tag}'@'localhost'"
 
-python3 -c 'import json; print(json.dumps(json.load(open("integration-tests/src/fxa_test_keys.json"))["primary"]["jwk"]))' \
-    >"$here/k8s-local/fxa-jwk.json"
+test_fxa_jwk >"$here/k8s-local/fxa-jwk.json"
 kubectl kustomize "$here/k8s-local" >"$work/cluster.yaml"
 # The Secret docs/kubernetes.md has the operator create.
 TAG="$tag" PASSWORD="$password" PG="$pg_socket" MY="$my_socket" python3 - >"$work/secrets.json" <<'PY'

@@ -83,6 +83,10 @@ class Pod:
     def ports(self):
         return {p["name"]: p["containerPort"] for p in self.container.get("ports", [])}
 
+    def port(self, name_or_number):
+        """A probe's or a Service's target port, by name or number."""
+        return self.ports()[name_or_number] if isinstance(name_or_number, str) else name_or_number
+
     def environment(self):
         cm, secrets = self.cluster.configmaps, self.cluster.secrets
         env = {}
@@ -154,24 +158,22 @@ class Pod:
         )
         return "\n".join(lines)
 
-    def start(self, argv=None):
+    def in_pod(self, argv):
+        """The command line that runs argv inside this pod."""
+        return ["ip", "netns", "exec", self.ns, "unshare", "--mount", "--propagation", "private",
+                "sh", "-c", self.launcher(argv)]
+
+    def start(self):
         os.chmod(self.dir, 0o777)
-        script = self.launcher(argv or self.command())
         log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, "unshare", "--mount", "--propagation", "private",
-             "sh", "-c", script],
+            self.in_pod(self.command()),
             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
     def exec(self, argv):
         """`kubectl exec` into this pod: argv with the container's env."""
-        script = self.launcher(argv)
-        return subprocess.run(
-            ["ip", "netns", "exec", self.ns, "unshare", "--mount", "--propagation", "private",
-             "sh", "-c", script],
-            capture_output=True, text=True,
-        )
+        return subprocess.run(self.in_pod(argv), capture_output=True, text=True)
 
     def tail(self, n=20):
         try:
@@ -292,9 +294,7 @@ class Cluster:
         if not pods:
             raise ConnectionError(f"Service {name} has no ready endpoint")
         pod = pods[next(self.rr) % len(pods)]
-        target = port["targetPort"]
-        target = pod.ports()[target] if isinstance(target, str) else target
-        return await asyncio.open_connection(pod.ip, target)
+        return await asyncio.open_connection(pod.ip, pod.port(port["targetPort"]))
 
     async def serve_services(self):
         servers = []
@@ -343,9 +343,7 @@ class Cluster:
     async def probe_once(self, pod, probe):
         if "httpGet" in probe:
             get = probe["httpGet"]
-            port = get["port"]
-            port = pod.ports()[port] if isinstance(port, str) else port
-            url = f"http://{pod.ip}:{port}{get['path']}"
+            url = f"http://{pod.ip}:{pod.port(get['port'])}{get['path']}"
             def fetch():
                 try:
                     with urllib.request.urlopen(url, timeout=probe.get("timeoutSeconds", 1)) as r:
@@ -353,8 +351,7 @@ class Cluster:
                 except Exception:
                     return False
             return await asyncio.to_thread(fetch)
-        port = probe["tcpSocket"]["port"]
-        port = pod.ports()[port] if isinstance(port, str) else port
+        port = pod.port(probe["tcpSocket"]["port"])
         try:
             _, w = await asyncio.wait_for(asyncio.open_connection(pod.ip, port), probe.get("timeoutSeconds", 1))
             w.close()
