@@ -118,6 +118,9 @@ struct FxaState {
     account: Mutex<Option<String>>,
     /// `METHOD path status` of each call to the browser-facing endpoints.
     browser_calls: Mutex<Vec<String>>,
+    /// The profile server's email of each FxA uid.
+    emails: Mutex<HashMap<String, String>>,
+    pub email_calls: AtomicUsize,
 }
 
 impl FxaState {
@@ -151,11 +154,14 @@ impl FakeFxa {
             traceparents: Mutex::default(),
             account: Mutex::default(),
             browser_calls: Mutex::default(),
+            emails: Mutex::default(),
+            email_calls: AtomicUsize::new(0),
         });
         let router = Router::new()
             .route("/v1/jwks", get(jwks))
             .route("/v1/verify", post(verify))
             .route("/v1/oauth/token", post(oauth_token))
+            .route("/v1/email", get(profile_email))
             .fallback(browser_call)
             .with_state(state.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -216,6 +222,17 @@ impl FakeFxa {
         self.state.browser_calls.lock().unwrap().clone()
     }
 
+    /// What the profile server's `/v1/email` says of `fxa_uid`.
+    pub fn set_email(&self, fxa_uid: &str, email: &str) {
+        let mut emails = self.state.emails.lock().unwrap();
+        emails.insert(fxa_uid.to_owned(), email.to_owned());
+    }
+
+    /// Calls to the profile server's `/v1/email`.
+    pub fn email_calls(&self) -> usize {
+        self.state.email_calls.load(Ordering::SeqCst)
+    }
+
     /// The `traceparent` headers verify calls carried.
     pub fn traceparents(&self) -> Vec<String> {
         self.state.traceparents.lock().unwrap().clone()
@@ -271,6 +288,33 @@ async fn verify(
             Json(json!({"code": 400, "errno": 108, "error": "Bad Request", "message": "Invalid token"})),
         )
             .into_response(),
+    }
+}
+
+/// The profile server's `GET /v1/email`: the account's email, for a token
+/// `/v1/verify` vouches for with a `profile` or `profile:email` scope;
+/// FxA's 403 for any other token of the account, 401 for an unknown one.
+async fn profile_email(
+    State(state): State<Arc<FxaState>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    state.email_calls.fetch_add(1, Ordering::SeqCst);
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let token = auth
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let Some(answer) = state.opaque.lock().unwrap().get(token).cloned() else {
+        return fxa_error(StatusCode::UNAUTHORIZED, 110, "Unauthorized");
+    };
+    let scopes = answer["scope"].as_array().cloned().unwrap_or_default();
+    let may_read = scopes
+        .iter()
+        .any(|s| matches!(s.as_str(), Some("profile" | "profile:email")));
+    let uid = answer["user"].as_str().unwrap_or_default();
+    let email = state.emails.lock().unwrap().get(uid).cloned();
+    match email.filter(|_| may_read) {
+        Some(email) => Json(json!({ "email": email })).into_response(),
+        None => fxa_error(StatusCode::FORBIDDEN, 125, "Insufficient scope"),
     }
 }
 

@@ -68,6 +68,9 @@ pub async fn serve(
     let tokens =
         tokenserver::build_state(settings, &tokens.secrets(), tokens.metrics_hash_secret()).await?;
     let public_url = config.public_url();
+    if tokens.access.is_open() {
+        eprintln!("{}", OPEN_TO_EVERYONE);
+    }
     node::register(tokens.store.as_ref(), &public_url).await?;
     reserve_stored_uids(storage.store.as_ref(), tokens.store.as_ref()).await?;
     let _background = syncstorage::Background::start(&storage);
@@ -78,6 +81,7 @@ pub async fn serve(
             .map_err(|e| StartError::Config(vec![e]))?,
     };
     let _courier = tokenserver::start_courier(&tokens, Arc::new(postbox));
+    let _access = tokenserver::start_access(&tokens);
     let token_store = tokens.store.clone();
     let _nodes = tokenserver::metrics::start(token_store.clone());
     syncstorage::metrics::init();
@@ -93,6 +97,13 @@ pub async fn serve(
     let result = sync_common::server::serve(router, listener, &config.connections, shutdown).await;
     Ok(result?)
 }
+
+/// Said at start while anyone may sync here (ADR 0014).
+const OPEN_TO_EVERYONE: &str = "\
+Every Firefox Account that finds this server may sync on it. To keep it for your household:
+  SYNC_TOKENSERVER__MAX_USERS=3           at most three accounts (existing ones always stay), or
+  syncserver access allow --existing      once your devices have synced: nobody else, from now on
+  syncserver access allow <FxA uid | email | @domain>   admits one more (see docs/operations.md)";
 
 /// A tokenserver database that was reset (deleted, restored from an older
 /// backup) would hand out uids whose data is still in the storage database:

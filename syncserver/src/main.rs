@@ -39,6 +39,9 @@ enum Command {
     /// Inspect and place users.
     #[command(subcommand)]
     User(admin::UserCommand),
+    /// Choose who may sync: an allowlist and a cap on accounts.
+    #[command(subcommand)]
+    Access(admin::AccessCommand),
     /// Manage the storage node record (the server registers itself).
     #[command(subcommand)]
     Node(admin::NodeCommand),
@@ -65,6 +68,7 @@ async fn main() -> ExitCode {
             Ok((config, postbox)) => admin::node(&config, command, Some(postbox), None).await,
             Err(e) => Err(e),
         },
+        Command::Access(command) => admin::access(&config.tokens().tokenserver, command).await,
         Command::PurgeReplaced(args) => purge(config, args).await,
     })
 }

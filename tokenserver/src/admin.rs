@@ -4,11 +4,15 @@
 
 use std::sync::Arc;
 
+/// `access`: who may sync.
+mod access;
+pub use access::{AccessCommand, CapSetting};
+
 use clap::{Args, Subcommand};
 use sync_common::cli::CliResult;
 
 use crate::config::TokenserverConfig;
-use crate::db::{self, Node, NodeUpdate, TokenStore, UserRecord};
+use crate::db::{self, Node, NodeUpdate, TokenStore, UserCap, UserRecord};
 use crate::migrate::{Migrator, Progress};
 use crate::model::keys::ClientState;
 use crate::model::user::KeyState;
@@ -278,7 +282,7 @@ pub async fn user(
             };
             let rate = settings.node_capacity_release_rate;
             let record = store
-                .allocate_user(&email, &keys, Some(&node), seen, rate)
+                .allocate_user(&email, &keys, Some(&node), seen, rate, UserCap::Ignored)
                 .await?;
             println!("allocated {email} to {node} as uid {}", record.uid);
         }
@@ -290,6 +294,12 @@ pub async fn user(
         deliver(settings, store, postbox).await?;
     }
     Ok(())
+}
+
+/// Runs an access command (who may sync).
+pub async fn access(settings: &TokenserverConfig, command: AccessCommand) -> CliResult {
+    let store = open(settings).await?;
+    access::run(settings, store.as_ref(), command).await
 }
 
 /// A migration from the command line, with its progress on stdout.

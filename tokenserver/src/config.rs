@@ -10,6 +10,7 @@ use sync_common::secret::Secret;
 use sync_common::server::ConnectionLimits;
 
 use crate::auth::keys::{deserialize_jwk, RsaJwk};
+use crate::model::access::Entry;
 
 /// Top-level settings of the `tokenserver` binary.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +75,17 @@ pub struct TokenserverConfig {
     pub node_capacity_release_rate: f64,
     /// Give unknown accounts a record (false: they get 403).
     pub allow_new_users: bool,
+    /// Who may sync (ADR 0014): FxA uids (32 hex digits), email addresses
+    /// and `@domain`s. Empty (and none added with `access allow`): everyone.
+    pub allowed_accounts: Vec<String>,
+    /// At most this many accounts (existing users are never refused for
+    /// it). Unset: no cap. `access cap` overrides it at run time.
+    pub max_users: Option<u64>,
+    /// Seconds between rereads of what `access` commands changed.
+    pub access_refresh_seconds: u64,
+    /// FxA's profile server, asked for an account's email (with the
+    /// client's own token) only when an email or domain entry could admit it.
+    pub fxa_profile_server_url: String,
     /// Accept FxA's account events at `POST /1.0/webhooks/fxa/events`.
     pub fxa_webhook_enabled: bool,
     /// The client id event tokens are addressed to (their `aud`).
@@ -136,6 +148,10 @@ impl Default for TokenserverConfig {
             node_type: "sqlite".into(),
             node_capacity_release_rate: 0.1,
             allow_new_users: true,
+            allowed_accounts: Vec::new(),
+            max_users: None,
+            access_refresh_seconds: 2,
+            fxa_profile_server_url: "https://profile.accounts.firefox.com".into(),
             fxa_webhook_enabled: false,
             fxa_webhook_set_client_id: String::new(),
             fxa_webhook_set_issuer: "https://accounts.firefox.com/".into(),
@@ -196,6 +212,7 @@ impl TokenserverConfig {
         let urls = [
             ("fxa_oauth_server_url", Some(&self.fxa_oauth_server_url)),
             ("fxa_oauth_jwks_url", self.fxa_oauth_jwks_url.as_ref()),
+            ("fxa_profile_server_url", Some(&self.fxa_profile_server_url)),
         ];
         for (name, url) in urls {
             if let Some(url) =
@@ -226,6 +243,7 @@ impl TokenserverConfig {
             ),
             ("node_timeout_seconds", self.node_timeout_seconds),
             ("node_check_failures", u64::from(self.node_check_failures)),
+            ("access_refresh_seconds", self.access_refresh_seconds),
         ] {
             if value == 0 {
                 problems.push(format!("tokenserver.{name} must be greater than 0"));
@@ -254,7 +272,18 @@ impl TokenserverConfig {
         if self.init_node_url.is_some() && self.init_node_capacity <= 0 {
             problems.push("tokenserver.init_node_capacity must be greater than 0".into());
         }
+        for entry in &self.allowed_accounts {
+            if let Err(e) = Entry::parse(entry) {
+                problems.push(format!("tokenserver.allowed_accounts: {e}"));
+            }
+        }
         problems
+    }
+
+    /// The configured allowlist (the entries [`Self::problems`] accepts).
+    pub fn allowlist(&self) -> Vec<Entry> {
+        let parsed = self.allowed_accounts.iter().map(|e| Entry::parse(e));
+        parsed.filter_map(Result::ok).collect()
     }
 
     /// Where FxA's signing keys are published.

@@ -188,6 +188,35 @@ impl TokenserverError {
         )
     }
 
+    /// 403 `new-users-disabled`: the server already holds its cap of
+    /// accounts (ADR 0014); existing users are never refused for it.
+    pub fn user_cap_reached(max_users: u64) -> Self {
+        error(
+            StatusCode::FORBIDDEN,
+            "new-users-disabled",
+            Location::Body,
+            &format!(
+                "This Sync server is full: it takes at most {max_users} users; \
+                 ask its operator for a place"
+            ),
+        )
+    }
+
+    /// 403 `access-denied`: the account is not on the server's allowlist
+    /// (ADR 0014). The description names the FxA uid, which is what the
+    /// operator allows.
+    pub fn account_not_allowed(fxa_uid: &str) -> Self {
+        error(
+            StatusCode::FORBIDDEN,
+            "access-denied",
+            Location::Body,
+            &format!(
+                "This Sync server admits only the accounts its operator allows; \
+                 ask them to allow account {fxa_uid}"
+            ),
+        )
+    }
+
     /// 404 `error`: no endpoint at this path.
     pub fn not_found() -> Self {
         error(StatusCode::NOT_FOUND, "error", Location::Url, "Not Found")
@@ -278,6 +307,7 @@ impl From<DbError> for TokenserverError {
     fn from(err: DbError) -> Self {
         match err {
             DbError::NoNode => TokenserverError::no_node_available(),
+            DbError::Full(max_users) => TokenserverError::user_cap_reached(max_users),
             DbError::Unavailable(_) => TokenserverError::unavailable(err),
             DbError::NotFound(_) | DbError::Invalid(_) | DbError::Other(_) => {
                 TokenserverError::internal(err)

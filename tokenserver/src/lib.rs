@@ -5,6 +5,8 @@
 //! and a shutdown future. `build_state` + [`api::routes`] let the
 //! all-in-one `syncserver` mount the token service next to a storage node.
 
+/// Who may sync: the allowlist and the cap on accounts.
+pub mod access;
 /// Operator commands (nodes, users, purges), for the binaries.
 pub mod admin;
 /// Routes, handlers and the shared state.
@@ -89,6 +91,7 @@ pub async fn build_state(
         .build()
         .map_err(|e| StartError::Config(vec![format!("cannot build the HTTP client: {e}")]))?;
     let keys = Arc::new(fxa_keys(&settings, &http)?);
+    let access = access::Access::load(store.clone(), &settings, http.clone()).await?;
     let oauth = OAuthVerifier::new(
         keys.clone(),
         http,
@@ -109,6 +112,7 @@ pub async fn build_state(
         metrics_key: Secret::new(metrics_key),
         oauth: Arc::new(oauth),
         events,
+        access,
     })
 }
 
@@ -156,6 +160,7 @@ pub async fn serve(
     let postbox = revocations::OverHttp::new(&config.tokenserver, &config.secrets())
         .map_err(|e| StartError::Config(vec![e]))?;
     let _courier = start_courier(&state, Arc::new(postbox));
+    let _access = start_access(&state);
     let _checks = start_checks(&state)?;
     Ok(sync_common::server::serve(router(state), listener, &config.connections, shutdown).await?)
 }
@@ -169,6 +174,12 @@ pub fn start_checks(state: &AppState) -> Result<Option<sync_common::task::Backgr
     let checker = health::Checker::new(state.store.clone(), &state.config)
         .map_err(|e| StartError::Config(vec![e]))?;
     Ok(Some(checker.spawn(Duration::from_secs(every))))
+}
+
+/// Rereads who may sync every `access_refresh_seconds`, until dropped.
+pub fn start_access(state: &AppState) -> sync_common::task::Background {
+    let every = Duration::from_secs(state.config.access_refresh_seconds);
+    state.access.spawn(every)
 }
 
 /// Delivers the revocations `state`'s store queues through `postbox`,

@@ -40,6 +40,9 @@ enum Command {
     /// Inspect and place users.
     #[command(subcommand)]
     User(admin::UserCommand),
+    /// Choose who may sync: an allowlist and a cap on accounts.
+    #[command(subcommand)]
+    Access(admin::AccessCommand),
     /// Delete user records replaced more than N days ago (and their data on
     /// the storage node, where it answers).
     PurgeReplaced(admin::PurgeArgs),
@@ -62,6 +65,7 @@ async fn main() -> ExitCode {
             admin::node(&config.tokenserver, command, postbox(&config), nodes).await
         }
         Command::User(command) => admin::user(&config.tokenserver, command, postbox(&config)).await,
+        Command::Access(command) => admin::access(&config.tokenserver, command).await,
         Command::PurgeReplaced(args) => purge(&config, args).await,
     })
 }

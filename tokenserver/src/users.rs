@@ -3,7 +3,7 @@
 //! then bring it up to what the request presents. The rules themselves are
 //! in [`crate::model`]; this combines them with the store.
 
-use crate::db::{TokenStore, UserHistory, UserRecord};
+use crate::db::{TokenStore, UserCap, UserHistory, UserRecord};
 use crate::error::{ApiResult, TokenserverError};
 use crate::metrics;
 use crate::model::user::{Change, KeyState, Presented};
@@ -13,6 +13,8 @@ use crate::model::user::{Change, KeyState, Presented};
 pub struct Allocation {
     pub allow_new_users: bool,
     pub release_rate: f64,
+    /// The cap new accounts obey.
+    pub cap: UserCap,
 }
 
 /// The user's current, servable record and their history.
@@ -32,7 +34,14 @@ pub async fn current_record(
             client_state: req.client_state.clone(),
         };
         let current = store
-            .allocate_user(email, &keys, None, None, allocation.release_rate)
+            .allocate_user(
+                email,
+                &keys,
+                None,
+                None,
+                allocation.release_rate,
+                allocation.cap,
+            )
             .await?;
         metrics::allocated(current.node.as_deref(), "new");
         return Ok(UserHistory {
@@ -47,7 +56,14 @@ pub async fn current_record(
         // Node reassignment: same keys, a fresh uid on a working node.
         let (keys, seen) = (current.keys.clone(), Some(current.uid));
         history.current = store
-            .allocate_user(email, &keys, None, seen, allocation.release_rate)
+            .allocate_user(
+                email,
+                &keys,
+                None,
+                seen,
+                allocation.release_rate,
+                allocation.cap,
+            )
             .await?;
         metrics::allocated(history.current.node.as_deref(), "reassigned");
     } else if current.node.is_none() {

@@ -241,7 +241,14 @@ async fn unknown_accounts_are_403_when_new_users_are_disabled() {
         client_state: tokenserver::model::keys::ClientState::from_stored("aaaa"),
     };
     ts.store
-        .allocate_user(email, &keys, None, None, 0.1)
+        .allocate_user(
+            email,
+            &keys,
+            None,
+            None,
+            0.1,
+            tokenserver::db::UserCap::Ignored,
+        )
         .await
         .unwrap();
     ts.request("known", Some(1), "1-qqo").send().await.ok();

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod abandoned;
+mod access;
 mod errors;
 mod events;
 mod nodes;

@@ -100,12 +100,26 @@ async fn records_on_an_unreachable_node_are_kept_unless_data_is_skipped() {
     let email = "gone@api.accounts.firefox.com";
     let first = ts
         .store
-        .allocate_user(email, &keys, Some(&dead), None, 0.1)
+        .allocate_user(
+            email,
+            &keys,
+            Some(&dead),
+            None,
+            0.1,
+            tokenserver::db::UserCap::Ignored,
+        )
         .await
         .unwrap();
     let node = Some(crate::support::NODE);
     ts.store
-        .allocate_user(email, &keys, node, Some(first.uid), 0.1)
+        .allocate_user(
+            email,
+            &keys,
+            node,
+            Some(first.uid),
+            0.1,
+            tokenserver::db::UserCap::Ignored,
+        )
         .await
         .unwrap();
     let nodes = OverHttp::new(TokenSecrets::new(&[ts.secret.as_str()]).unwrap()).unwrap();

@@ -227,7 +227,7 @@ async fn reserved_uids_are_never_handed_out() {
 }
 
 /// Runs the futures concurrently on this runtime.
-async fn futures_join_all<F: std::future::Future + Send + 'static>(
+pub(crate) async fn futures_join_all<F: std::future::Future + Send + 'static>(
     futures: impl Iterator<Item = F>,
 ) -> Vec<F::Output>
 where

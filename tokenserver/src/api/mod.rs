@@ -35,6 +35,8 @@ pub struct AppState {
     pub oauth: Arc<OAuthVerifier>,
     /// Present when the FxA webhook is enabled.
     pub events: Option<Arc<EventVerifier>>,
+    /// Who may sync.
+    pub access: Arc<crate::access::Access>,
 }
 
 /// The token service's own routes (token and webhook), with their layers,

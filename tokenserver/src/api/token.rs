@@ -1,7 +1,7 @@
 //! `GET /1.0/sync/1.5`: an FxA identity in, HAWK credentials for one
 //! storage node out (`shared/spec/tokenserver.md`). Errors surface in
 //! Mozilla's order: Authorization, OAuth, key headers, application,
-//! user record, query, user rules.
+//! access (ADR 0014), user record, query, user rules.
 
 use crate::metrics;
 use axum::extract::{Path, RawQuery, State};
@@ -60,6 +60,7 @@ async fn token(
         headers.get("x-client-state").and_then(|v| v.to_str().ok()),
     )?;
     check_application(&application, &version)?;
+    state.access.check(&identity.fxa_uid, bearer).await?;
     let presented = Presented {
         generation: identity.generation,
         keys_changed_at: key_id.keys_changed_at,
@@ -69,6 +70,7 @@ async fn token(
     let allocation = Allocation {
         allow_new_users: state.config.allow_new_users,
         release_rate: state.config.node_capacity_release_rate,
+        cap: state.access.cap(),
     };
     let history =
         users::current_record(state.store.as_ref(), &email, &presented, allocation).await?;

@@ -11,7 +11,8 @@ use sync_common::db_url::Backend;
 use sync_common::telemetry::db::{Database, Outcome};
 
 use super::{
-    DbError, DbResult, Node, NodeUpdate, PendingRevocation, TokenStore, UserHistory, UserRecord,
+    DbError, DbResult, Node, NodeUpdate, PendingRevocation, StoredAccess, TokenStore, UserCap,
+    UserHistory, UserRecord,
 };
 use crate::model::health::{CheckPolicy, NodeHealth};
 use crate::model::user::KeyState;
@@ -50,7 +51,9 @@ fn outcome<T>(result: &DbResult<T>) -> Outcome {
         Err(e) => match e {
             DbError::Unavailable(_) => Outcome::Unavailable,
             DbError::Other(_) => Outcome::Failed,
-            DbError::NoNode | DbError::NotFound(_) | DbError::Invalid(_) => Outcome::Rejected,
+            DbError::NoNode | DbError::Full(_) | DbError::NotFound(_) | DbError::Invalid(_) => {
+                Outcome::Rejected
+            }
         },
     }
 }
@@ -87,10 +90,11 @@ impl TokenStore for Detached {
         node: Option<&str>,
         replacing: Option<i64>,
         release_rate: f64,
+        cap: UserCap,
     ) -> DbResult<UserRecord> {
         let (email, keys, node) = (email.to_owned(), keys.clone(), node.map(str::to_owned));
         self.run("allocate_user", |s| async move {
-            s.allocate_user(&email, &keys, node.as_deref(), replacing, release_rate)
+            s.allocate_user(&email, &keys, node.as_deref(), replacing, release_rate, cap)
                 .await
         })
         .await
@@ -262,6 +266,40 @@ impl TokenStore for Detached {
         let ids = ids.to_vec();
         self.run("forget_revocations", |s| async move {
             s.forget_revocations(&ids).await
+        })
+        .await
+    }
+
+    async fn accounts(&self) -> DbResult<Vec<String>> {
+        self.run("accounts", |s| async move { s.accounts().await })
+            .await
+    }
+
+    async fn access(&self) -> DbResult<StoredAccess> {
+        self.run("access", |s| async move { s.access().await })
+            .await
+    }
+
+    async fn allow_account(&self, entry: &str) -> DbResult<bool> {
+        let entry = entry.to_owned();
+        self.run(
+            "allow_account",
+            |s| async move { s.allow_account(&entry).await },
+        )
+        .await
+    }
+
+    async fn disallow_account(&self, entry: &str) -> DbResult<bool> {
+        let entry = entry.to_owned();
+        self.run("disallow_account", |s| async move {
+            s.disallow_account(&entry).await
+        })
+        .await
+    }
+
+    async fn set_max_users(&self, max_users: Option<Option<u64>>) -> DbResult<()> {
+        self.run("set_max_users", |s| async move {
+            s.set_max_users(max_users).await
         })
         .await
     }

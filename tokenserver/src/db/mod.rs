@@ -110,12 +110,33 @@ pub struct PendingRevocation {
     pub created_at: i64,
 }
 
+/// Whether an allocation that makes a new account respects the cap on
+/// accounts (ADR 0014).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserCap {
+    /// An operator's own placement: no cap.
+    Ignored,
+    /// The cap set at run time, else this configured one (`None`: none).
+    Configured(Option<u64>),
+}
+
+/// Who may sync, as stored: run-time allowlist entries and cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredAccess {
+    pub entries: Vec<String>,
+    /// `None`: the configured cap holds; `Some(None)`: no cap.
+    pub max_users: Option<Option<u64>>,
+}
+
 /// A storage failure, free of HTTP.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// No node can take a new user, even after releasing capacity.
     #[error("no storage node has capacity for a new user")]
     NoNode,
+    /// The server holds as many accounts as its cap allows (ADR 0014).
+    #[error("the server has reached its cap of {0} users")]
+    Full(u64),
     /// An operator named something that does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -158,6 +179,7 @@ pub trait TokenStore: Send + Sync {
         node: Option<&str>,
         replacing: Option<i64>,
         release_rate: f64,
+        cap: UserCap,
     ) -> DbResult<UserRecord>;
 
     /// The user reset their keys: a new record on the same node as
@@ -244,6 +266,22 @@ pub trait TokenStore: Send + Sync {
 
     /// Drops delivered revocations.
     async fn forget_revocations(&self, ids: &[i64]) -> DbResult<()>;
+
+    /// The emails of every account not deleted, sorted.
+    async fn accounts(&self) -> DbResult<Vec<String>>;
+
+    /// The allowlist entries and cap set at run time (ADR 0014).
+    async fn access(&self) -> DbResult<StoredAccess>;
+
+    /// Adds an allowlist entry (normalised); false if it was there.
+    async fn allow_account(&self, entry: &str) -> DbResult<bool>;
+
+    /// Removes an allowlist entry; false if it was not there.
+    async fn disallow_account(&self, entry: &str) -> DbResult<bool>;
+
+    /// Sets the run-time cap: `Some(Some(n))` n accounts, `Some(None)` no
+    /// cap, `None` the configured one.
+    async fn set_max_users(&self, max_users: Option<Option<u64>>) -> DbResult<()>;
 }
 
 /// How the store uses its database.

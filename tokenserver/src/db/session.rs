@@ -157,6 +157,25 @@ pub trait Session: Send {
     ) -> DbResult<Vec<PendingRevocation>>;
 
     async fn forget_revocations(&mut self, ids: &[i64]) -> DbResult<()>;
+
+    /// The emails of the accounts [`Session::count_accounts`] counts.
+    async fn accounts(&mut self) -> DbResult<Vec<String>>;
+
+    /// The allowlist entries added at run time (ADR 0014), sorted.
+    async fn access_entries(&mut self) -> DbResult<Vec<String>>;
+
+    /// Adds an entry; false if it was there already.
+    async fn insert_access_entry(&mut self, entry: &str, at: i64) -> DbResult<bool>;
+
+    /// Removes an entry; false if it was not there.
+    async fn delete_access_entry(&mut self, entry: &str) -> DbResult<bool>;
+
+    /// The cap set at run time: `None` when none was (the configured one
+    /// holds), `Some(None)` when it was lifted.
+    async fn max_users(&mut self) -> DbResult<Option<Option<i64>>>;
+
+    /// Sets the run-time cap (`None`: back to the configured one).
+    async fn set_max_users(&mut self, max_users: Option<Option<i64>>) -> DbResult<()>;
 }
 
 /// A session's connection: a transaction, or a pooled connection whose

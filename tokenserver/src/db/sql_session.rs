@@ -532,6 +532,76 @@ macro_rules! sql_session {
                 }
                 Ok(())
             }
+
+            async fn accounts(&mut self) -> $crate::db::DbResult<Vec<String>> {
+                sqlx::query_scalar($sql::ACCOUNTS)
+                    .bind(self.service)
+                    .bind(i64::MAX)
+                    .fetch_all(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)
+            }
+
+            async fn access_entries(&mut self) -> $crate::db::DbResult<Vec<String>> {
+                sqlx::query_scalar($sql::ACCESS_ENTRIES)
+                    .bind(self.service)
+                    .fetch_all(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)
+            }
+
+            async fn insert_access_entry(
+                &mut self,
+                entry: &str,
+                at: i64,
+            ) -> $crate::db::DbResult<bool> {
+                let done = sqlx::query($sql::INSERT_ACCESS_ENTRY)
+                    .bind(self.service)
+                    .bind(entry)
+                    .bind(at)
+                    .execute(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_access_entry(&mut self, entry: &str) -> $crate::db::DbResult<bool> {
+                let done = sqlx::query($sql::DELETE_ACCESS_ENTRY)
+                    .bind(self.service)
+                    .bind(entry)
+                    .execute(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn max_users(&mut self) -> $crate::db::DbResult<Option<Option<i64>>> {
+                sqlx::query_scalar($sql::MAX_USERS)
+                    .bind(self.service)
+                    .fetch_optional(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)
+            }
+
+            async fn set_max_users(
+                &mut self,
+                max_users: Option<Option<i64>>,
+            ) -> $crate::db::DbResult<()> {
+                sqlx::query($sql::FORGET_MAX_USERS)
+                    .bind(self.service)
+                    .execute(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                if let Some(max_users) = max_users {
+                    sqlx::query($sql::SET_MAX_USERS)
+                        .bind(self.service)
+                        .bind(max_users)
+                        .execute(self.conn.conn())
+                        .await
+                        .map_err($sql::classify)?;
+                }
+                Ok(())
+            }
         }
     };
 }

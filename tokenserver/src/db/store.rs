@@ -7,11 +7,12 @@ use async_trait::async_trait;
 use sync_common::db_url::Backend;
 use sync_common::telemetry::db::wait_for_connection;
 
-use super::session::{Connector, Session};
+use super::session::{count, Connector, Session};
 use super::{
-    now_ms, DbError, DbResult, Node, NodeUpdate, PendingRevocation, TokenStore, UserHistory,
-    UserRecord,
+    now_ms, DbError, DbResult, Node, NodeUpdate, PendingRevocation, StoredAccess, TokenStore,
+    UserCap, UserHistory, UserRecord,
 };
+use crate::model::access::cap_allows;
 use crate::model::health::{CheckPolicy, NodeHealth};
 use crate::model::keys::ClientState;
 use crate::model::node::{self, NodeLoad};
@@ -94,6 +95,7 @@ impl TokenStore for SqlStore {
         node: Option<&str>,
         replacing: Option<i64>,
         release_rate: f64,
+        cap: UserCap,
     ) -> DbResult<UserRecord> {
         let mut tx = self.write().await?;
         // Nodes before the user, in every script: no two wait on each other.
@@ -105,6 +107,10 @@ impl TokenStore for SqlStore {
             if Some(winner.uid) != replacing {
                 return Ok(winner);
             }
+        } else if replacing.is_none() {
+            // A new account: counted under the nodes' lock, so racing
+            // first requests cannot both take the last place.
+            check_cap(tx.as_mut(), cap).await?;
         }
         let node_id = match node {
             Some(url) => node_named(tx.as_mut(), url).await?.id,
@@ -331,6 +337,55 @@ impl TokenStore for SqlStore {
 
     async fn forget_revocations(&self, ids: &[i64]) -> DbResult<()> {
         self.plain().await?.forget_revocations(ids).await
+    }
+
+    async fn accounts(&self) -> DbResult<Vec<String>> {
+        self.plain().await?.accounts().await
+    }
+
+    async fn access(&self) -> DbResult<StoredAccess> {
+        let mut conn = self.plain().await?;
+        let entries = conn.access_entries().await?;
+        let max_users = conn.max_users().await?.map(|cap| cap.map(count));
+        Ok(StoredAccess { entries, max_users })
+    }
+
+    async fn allow_account(&self, entry: &str) -> DbResult<bool> {
+        self.plain()
+            .await?
+            .insert_access_entry(entry, now_ms())
+            .await
+    }
+
+    async fn disallow_account(&self, entry: &str) -> DbResult<bool> {
+        self.plain().await?.delete_access_entry(entry).await
+    }
+
+    async fn set_max_users(&self, max_users: Option<Option<u64>>) -> DbResult<()> {
+        let stored = max_users.map(|cap| cap.map(|n| i64::try_from(n).unwrap_or(i64::MAX)));
+        let mut tx = self.write().await?;
+        tx.lock_nodes().await?;
+        tx.set_max_users(stored).await?;
+        tx.commit().await
+    }
+}
+
+/// Refuses a new account when the accounts already fill the cap.
+async fn check_cap(tx: &mut dyn Session, cap: UserCap) -> DbResult<()> {
+    let UserCap::Configured(configured) = cap else {
+        return Ok(());
+    };
+    let max_users = match tx.max_users().await? {
+        Some(set) => set.map(count),
+        None => configured,
+    };
+    let Some(max) = max_users else {
+        return Ok(());
+    };
+    if cap_allows(max_users, tx.count_accounts().await?) {
+        Ok(())
+    } else {
+        Err(DbError::Full(max))
     }
 }
 

@@ -161,6 +161,19 @@ pub(super) async fn inserted_uid(
         .map_err(|_| DbError::Other("the new uid is out of range".into()))
 }
 
+// Who may sync (ADR 0014).
+/// Accounts not deleted, as [`COUNT_ACCOUNTS`] counts them.
+const ACCOUNTS: &str = "SELECT email FROM users WHERE service = ? \
+     GROUP BY email HAVING MAX(generation) < ? ORDER BY email";
+const ACCESS_ENTRIES: &str = "SELECT entry FROM access_entries WHERE service = ? ORDER BY entry";
+/// Binds: service, entry, created_at; nothing when the entry exists.
+const INSERT_ACCESS_ENTRY: &str =
+    "INSERT IGNORE INTO access_entries (service, entry, created_at) VALUES (?, ?, ?)";
+const DELETE_ACCESS_ENTRY: &str = "DELETE FROM access_entries WHERE service = ? AND entry = ?";
+const MAX_USERS: &str = "SELECT max_users FROM access_limits WHERE service = ?";
+const FORGET_MAX_USERS: &str = "DELETE FROM access_limits WHERE service = ?";
+const SET_MAX_USERS: &str = "INSERT INTO access_limits (service, max_users) VALUES (?, ?)";
+
 sql_session!(MySqlSession, MySql, self);
 
 /// Lock wait timeouts and deadlocks (another writer), pool timeouts, lost

@@ -158,6 +158,18 @@ pub(super) async fn inserted_uid(
     row.try_get(0).map_err(classify)
 }
 
+// Who may sync (ADR 0014).
+/// Accounts not deleted, as [`COUNT_ACCOUNTS`] counts them.
+const ACCOUNTS: &str = "SELECT email FROM users WHERE service = $1 \
+     GROUP BY email HAVING MAX(generation) < $2 ORDER BY email";
+const ACCESS_ENTRIES: &str = "SELECT entry FROM access_entries WHERE service = $1 ORDER BY entry";
+/// Binds: service, entry, created_at; nothing when the entry exists.
+const INSERT_ACCESS_ENTRY: &str = "INSERT INTO access_entries (service, entry, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+const DELETE_ACCESS_ENTRY: &str = "DELETE FROM access_entries WHERE service = $1 AND entry = $2";
+const MAX_USERS: &str = "SELECT max_users FROM access_limits WHERE service = $1";
+const FORGET_MAX_USERS: &str = "DELETE FROM access_limits WHERE service = $1";
+const SET_MAX_USERS: &str = "INSERT INTO access_limits (service, max_users) VALUES ($1, $2)";
+
 sql_session!(PgSession, Postgres, self);
 
 /// Lock timeouts, deadlocks and serialization failures (another writer),
