@@ -46,3 +46,59 @@ pub fn failure(err: &sqlx::Error) -> Failure {
         other => Failure::of_connection(other),
     }
 }
+
+/// Copies the database at `source` (a file, possibly in use by running
+/// servers) to the new file `target` with `VACUUM INTO`: one read
+/// transaction, so the copy is consistent as of its start, compacted, and
+/// with its WAL folded in. Then checks the copy's integrity.
+pub async fn copy_database(
+    source: &std::path::Path,
+    target: &std::path::Path,
+) -> Result<(), String> {
+    use sqlx::{ConnectOptions, Connection};
+    // Not read-only: a read-only connection cannot always join a running
+    // server's WAL. VACUUM INTO never writes to its source.
+    let options = SqliteConnectOptions::new()
+        .filename(source)
+        .create_if_missing(false)
+        .busy_timeout(Duration::from_secs(30));
+    let mut conn = options
+        .connect()
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", source.display()))?;
+    let target_text = target.to_str().ok_or("the target path is not UTF-8")?;
+    sqlx::query("VACUUM INTO ?")
+        .bind(target_text)
+        .execute(&mut conn)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot copy {} to {}: {e}",
+                source.display(),
+                target.display()
+            )
+        })?;
+    conn.close().await.ok();
+    check_integrity(target).await
+}
+
+/// Fails unless SQLite's `integrity_check` finds the file sound.
+pub async fn check_integrity(path: &std::path::Path) -> Result<(), String> {
+    use sqlx::{ConnectOptions, Connection};
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| format!("cannot check {}: {e}", path.display()))?;
+    conn.close().await.ok();
+    if verdict == "ok" {
+        Ok(())
+    } else {
+        Err(format!("{} is damaged: {verdict}", path.display()))
+    }
+}

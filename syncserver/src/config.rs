@@ -79,8 +79,9 @@ impl Config {
         }
     }
 
-    /// Database URLs left at their defaults follow `data_dir`.
-    fn database_urls(&self) -> (DatabaseUrl, DatabaseUrl) {
+    /// The storage and tokenserver database URLs: those left at their
+    /// defaults follow `data_dir`.
+    pub fn database_urls(&self) -> (DatabaseUrl, DatabaseUrl) {
         let in_data_dir = |current: &DatabaseUrl, default: &DatabaseUrl, file: &str| {
             if current == default {
                 DatabaseUrl::new(format!("sqlite:{}", self.data_dir.join(file).display()))

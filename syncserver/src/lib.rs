@@ -2,6 +2,8 @@
 //! (`/1.0/sync/1.5`) and the storage node (`/1.5/{uid}/…`) it hands every
 //! user to. The server registers itself as the tokenserver's only node.
 
+/// Backing up and restoring the embedded databases.
+pub mod backup;
 /// The all-in-one's settings.
 pub mod config;
 /// `/__heartbeat__` covering both databases.

@@ -47,6 +47,11 @@ enum Command {
     Node(admin::NodeCommand),
     /// Delete user records replaced more than N days ago, with their data.
     PurgeReplaced(admin::PurgeArgs),
+    /// Copy the databases and the master secret into the new folder DIR,
+    /// consistently, while the server runs.
+    Backup { dir: PathBuf },
+    /// Put the backup in DIR into the (empty) data dir; the server stopped.
+    Restore { dir: PathBuf },
 }
 
 #[tokio::main]
@@ -70,6 +75,8 @@ async fn main() -> ExitCode {
         },
         Command::Access(command) => admin::access(&config.tokens().tokenserver, command).await,
         Command::PurgeReplaced(args) => purge(config, args).await,
+        Command::Backup { dir } => syncserver::backup::backup(config, &dir).await,
+        Command::Restore { dir } => syncserver::backup::restore(config, &dir).await,
     })
 }
 

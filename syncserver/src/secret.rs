@@ -82,7 +82,7 @@ fn read(path: &Path) -> Result<Option<Secret>, StartError> {
     Ok(Some(Secret::new(secret)))
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
