@@ -121,6 +121,8 @@ struct FxaState {
     /// The profile server's email of each FxA uid.
     emails: Mutex<HashMap<String, String>>,
     pub email_calls: AtomicUsize,
+    /// What `/v1/email` answers instead, if set.
+    profile_failure: Mutex<Option<StatusCode>>,
 }
 
 impl FxaState {
@@ -156,6 +158,7 @@ impl FakeFxa {
             browser_calls: Mutex::default(),
             emails: Mutex::default(),
             email_calls: AtomicUsize::new(0),
+            profile_failure: Mutex::default(),
         });
         let router = Router::new()
             .route("/v1/jwks", get(jwks))
@@ -226,6 +229,12 @@ impl FakeFxa {
     pub fn set_email(&self, fxa_uid: &str, email: &str) {
         let mut emails = self.state.emails.lock().unwrap();
         emails.insert(fxa_uid.to_owned(), email.to_owned());
+    }
+
+    /// Makes `/v1/email` answer `status` (`None`: as FxA does).
+    pub fn fail_profile(&self, status: Option<u16>) {
+        let status = status.map(|s| StatusCode::from_u16(s).unwrap());
+        *self.state.profile_failure.lock().unwrap() = status;
     }
 
     /// Calls to the profile server's `/v1/email`.
@@ -299,6 +308,9 @@ async fn profile_email(
     headers: axum::http::HeaderMap,
 ) -> Response {
     state.email_calls.fetch_add(1, Ordering::SeqCst);
+    if let Some(status) = *state.profile_failure.lock().unwrap() {
+        return fxa_error(status, 999, "Failure the test asked for");
+    }
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
     let token = auth
         .and_then(|a| a.strip_prefix("Bearer "))

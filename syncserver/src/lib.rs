@@ -71,6 +71,7 @@ pub async fn serve(
         tokenserver::build_state(settings, &tokens.secrets(), tokens.metrics_hash_secret()).await?;
     let public_url = config.public_url();
     if tokens.access.is_open() {
+        // Not when sign-ups are closed, capped or listed: then it is chosen.
         eprintln!("{}", OPEN_TO_EVERYONE);
     }
     node::register(tokens.store.as_ref(), &public_url).await?;
@@ -105,7 +106,8 @@ const OPEN_TO_EVERYONE: &str = "\
 Every Firefox Account that finds this server may sync on it. To keep it for your household:
   SYNC_TOKENSERVER__MAX_USERS=3           at most three accounts (existing ones always stay), or
   syncserver access allow --existing      once your devices have synced: nobody else, from now on
-  syncserver access allow <FxA uid | email | @domain>   admits one more (see docs/operations.md)";
+  syncserver access allow <FxA uid>      admits one more (a refused account's uid is in the log)
+See docs/operations.md, \"Who may sync\".";
 
 /// A tokenserver database that was reset (deleted, restored from an older
 /// backup) would hand out uids whose data is still in the storage database:

@@ -20,10 +20,12 @@ pub struct Access {
     store: Arc<dyn TokenStore>,
     configured: Vec<Entry>,
     configured_cap: Option<u64>,
-    current: RwLock<Allowlist>,
-    /// The cap set at run time, as last read.
-    stored_cap: RwLock<Option<Option<u64>>>,
-    profile: Profile,
+    allow_new_users: bool,
+    current: RwLock<Arc<Allowlist>>,
+    /// What operators set at run time, as last read.
+    stored: RwLock<StoredAccess>,
+    /// `None`: no profile server to ask (email entries admit nobody).
+    profile: Option<Profile>,
 }
 
 impl Access {
@@ -38,15 +40,13 @@ impl Access {
             store,
             configured: settings.allowlist(),
             configured_cap: settings.max_users,
-            current: RwLock::new(Allowlist::default()),
-            stored_cap: RwLock::new(None),
-            profile: Profile {
+            allow_new_users: settings.allow_new_users,
+            current: RwLock::default(),
+            stored: RwLock::default(),
+            profile: settings.profile_server_url().map(|url| Profile {
                 http,
-                url: format!(
-                    "{}/v1/email",
-                    settings.fxa_profile_server_url.trim_end_matches('/')
-                ),
-            },
+                url: format!("{}/v1/email", url.trim_end_matches('/')),
+            }),
         });
         access.refresh().await?;
         Ok(access)
@@ -55,9 +55,9 @@ impl Access {
     /// Rereads what operators set at run time.
     pub async fn refresh(&self) -> DbResult<()> {
         let stored = self.store.access().await?;
-        let list = self.joined(&stored);
+        let list = Arc::new(self.joined(&stored));
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = list;
-        *self.stored_cap.write().unwrap_or_else(|e| e.into_inner()) = stored.max_users;
+        *self.stored.write().unwrap_or_else(|e| e.into_inner()) = stored;
         Ok(())
     }
 
@@ -88,14 +88,15 @@ impl Access {
 
     /// Whether every account may sync here, as many as come.
     pub fn is_open(&self) -> bool {
-        let stored_cap = *self.stored_cap.read().unwrap_or_else(|e| e.into_inner());
-        let cap = stored_cap.unwrap_or(self.configured_cap);
-        cap.is_none()
-            && self
-                .current
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_open()
+        let stored = self.stored.read().unwrap_or_else(|e| e.into_inner());
+        self.allow_new_users && stored.cap(self.configured_cap).is_none() && self.list().is_open()
+    }
+
+    fn list(&self) -> Arc<Allowlist> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// What new allocations obey.
@@ -106,17 +107,13 @@ impl Access {
     /// Lets the request through, or refuses it with the 403 that says why.
     /// `bearer` is the request's verified OAuth token.
     pub async fn check(&self, fxa_uid: &str, bearer: &str) -> ApiResult<()> {
-        let list = self
-            .current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let verdict = match list.verdict(fxa_uid, None) {
-            Verdict::NeedsEmail => {
-                let email = self.profile.email(bearer).await?;
-                list.verdict(fxa_uid, email.as_deref())
-            }
-            verdict => verdict,
+        let list = self.list();
+        let verdict = match (list.verdict(fxa_uid, None), &self.profile) {
+            (Verdict::NeedsEmail, Some(profile)) => match profile.email(bearer).await? {
+                Some(email) => list.verdict(fxa_uid, Some(&email)),
+                None => Verdict::Refused,
+            },
+            (verdict, _) => verdict,
         };
         if verdict == Verdict::Admitted {
             return Ok(());
@@ -138,9 +135,9 @@ struct EmailReply {
 }
 
 impl Profile {
-    /// The account's email, or `None` when the token may not read it (a
-    /// Sync token carries only the Sync scope unless the client asked for
-    /// more). An unreachable profile server is an outage: an account an
+    /// The account's email, or `None` when the token may not read it (401
+    /// or 403: a Sync token carries only the Sync scope unless the client
+    /// asked for more). Any other failure is an outage: an account an
     /// email entry admits must not be locked out by it.
     async fn email(&self, bearer: &str) -> ApiResult<Option<String>> {
         let reply = self
@@ -151,7 +148,7 @@ impl Profile {
             .await
             .map_err(|e| TokenserverError::unavailable(format!("FxA profile server: {e}")))?;
         let status = reply.status();
-        if status.is_client_error() {
+        if matches!(status.as_u16(), 401 | 403) {
             return Ok(None);
         }
         if !status.is_success() {

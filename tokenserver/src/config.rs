@@ -12,6 +12,9 @@ use sync_common::server::ConnectionLimits;
 use crate::auth::keys::{deserialize_jwk, RsaJwk};
 use crate::model::access::Entry;
 
+/// Mozilla's FxA profile server.
+const MOZILLA_PROFILE_SERVER: &str = "https://profile.accounts.firefox.com";
+
 /// Top-level settings of the `tokenserver` binary.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -84,8 +87,10 @@ pub struct TokenserverConfig {
     /// Seconds between rereads of what `access` commands changed.
     pub access_refresh_seconds: u64,
     /// FxA's profile server, asked for an account's email (with the
-    /// client's own token) only when an email or domain entry could admit it.
-    pub fxa_profile_server_url: String,
+    /// client's own token) only when an email or domain entry could admit
+    /// it. Unset: Mozilla's, when `fxa_oauth_server_url` is Mozilla's; else
+    /// none (email and domain entries then admit nobody).
+    pub fxa_profile_server_url: Option<String>,
     /// Accept FxA's account events at `POST /1.0/webhooks/fxa/events`.
     pub fxa_webhook_enabled: bool,
     /// The client id event tokens are addressed to (their `aud`).
@@ -151,7 +156,7 @@ impl Default for TokenserverConfig {
             allowed_accounts: Vec::new(),
             max_users: None,
             access_refresh_seconds: 2,
-            fxa_profile_server_url: "https://profile.accounts.firefox.com".into(),
+            fxa_profile_server_url: None,
             fxa_webhook_enabled: false,
             fxa_webhook_set_client_id: String::new(),
             fxa_webhook_set_issuer: "https://accounts.firefox.com/".into(),
@@ -212,7 +217,10 @@ impl TokenserverConfig {
         let urls = [
             ("fxa_oauth_server_url", Some(&self.fxa_oauth_server_url)),
             ("fxa_oauth_jwks_url", self.fxa_oauth_jwks_url.as_ref()),
-            ("fxa_profile_server_url", Some(&self.fxa_profile_server_url)),
+            (
+                "fxa_profile_server_url",
+                self.fxa_profile_server_url.as_ref(),
+            ),
         ];
         for (name, url) in urls {
             if let Some(url) =
@@ -278,6 +286,22 @@ impl TokenserverConfig {
             }
         }
         problems
+    }
+
+    /// Where emails are asked for: never a server of another FxA than
+    /// the one that issued the tokens, which would receive them.
+    pub fn profile_server_url(&self) -> Option<String> {
+        if let Some(url) = &self.fxa_profile_server_url {
+            return Some(url.clone());
+        }
+        self.mozilla_fxa()
+            .then(|| MOZILLA_PROFILE_SERVER.to_owned())
+    }
+
+    /// Whether the tokens come from Mozilla's FxA, whose Sync tokens may
+    /// not read the account's email.
+    pub fn mozilla_fxa(&self) -> bool {
+        self.fxa_oauth_server_url.trim_end_matches('/') == Self::default().fxa_oauth_server_url
     }
 
     /// The configured allowlist (the entries [`Self::problems`] accepts).

@@ -62,9 +62,16 @@ async fn only_listed_accounts_get_tokens() {
 #[tokio::test]
 async fn email_and_domain_entries_match_the_email_fxa_confirms() {
     let ts = TestTokenserver::spawn_with(|c| {
-        c.tokenserver.allowed_accounts = vec!["Bob@Example.com".into(), "@family.example".into()];
+        c.tokenserver.allowed_accounts = vec![
+            "Bob@Example.com".into(),
+            "@family.example".into(),
+            ALICE.into(),
+        ];
     })
     .await;
+    // An account a uid entry admits costs no call to the profile server.
+    ask(&ts, ALICE, &[SYNC_SCOPE, "profile"]).await.ok();
+    assert_eq!(ts.fxa.email_calls(), 0);
     ts.fxa.set_email(BOB, "bob@example.com");
     ts.fxa.set_email(CAROL, "carol@family.example");
     ts.fxa.set_email(DAVE, "dave@family.example.evil");
@@ -81,6 +88,27 @@ async fn email_and_domain_entries_match_the_email_fxa_confirms() {
 }
 
 #[tokio::test]
+async fn a_failing_profile_server_is_an_outage_not_a_refusal() {
+    let ts = TestTokenserver::spawn_with(|c| {
+        c.tokenserver.allowed_accounts = vec!["bob@example.com".into()];
+    })
+    .await;
+    ts.fxa.set_email(BOB, "bob@example.com");
+    let with_email = [SYNC_SCOPE, "profile:email"];
+    for status in [429, 404, 500] {
+        ts.fxa.fail_profile(Some(status));
+        let reply = ask(&ts, BOB, &with_email).await;
+        assert_eq!(
+            reply.status, 503,
+            "profile server's {status}: {}",
+            reply.text
+        );
+    }
+    ts.fxa.fail_profile(None);
+    ask(&ts, BOB, &with_email).await.ok();
+}
+
+#[tokio::test]
 async fn the_cap_refuses_new_accounts_only() {
     let ts = TestTokenserver::spawn_with(|c| c.tokenserver.max_users = Some(2)).await;
     let alice = ts.request(ALICE, Some(1), "1-qqo").send().await.ok();
@@ -93,6 +121,19 @@ async fn the_cap_refuses_new_accounts_only() {
     assert_eq!(ask_jwt(&ts, ALICE).await.ok()["uid"], alice["uid"]);
     let reset = ts.request(ALICE, Some(2), "2-u7s").send().await.ok();
     assert_ne!(reset["uid"], alice["uid"]);
+    // And when their node goes down, they move to another one.
+    let other = "https://node-2.example.com";
+    ts.store.add_node(other, 10, false, false).await.unwrap();
+    let downed = tokenserver::db::NodeUpdate {
+        downed: Some(true),
+        ..Default::default()
+    };
+    ts.store
+        .update_node(crate::support::NODE, &downed)
+        .await
+        .unwrap();
+    let moved = ts.request(BOB, Some(1), "1-qqo").send().await.ok();
+    assert!(moved["api_endpoint"].as_str().unwrap().starts_with(other));
 }
 
 #[tokio::test]
@@ -104,6 +145,9 @@ async fn racing_new_accounts_never_pass_the_cap() {
         .map(|uid| ts.request(uid, Some(1), "1-qqo").send());
     let replies = crate::users::futures_join_all(requests).await;
     let admitted = replies.iter().filter(|r| r.status == 200).count();
+    for refused in replies.iter().filter(|r| r.status != 200) {
+        assert_eq!(refusal(refused).0, "new-users-disabled");
+    }
     assert_eq!(
         admitted,
         3,

@@ -79,7 +79,7 @@ impl TestTokenserver {
         let ts = &mut config.tokenserver;
         ts.database_url = database_url;
         ts.fxa_oauth_server_url = fxa.url.clone();
-        ts.fxa_profile_server_url = fxa.url.clone();
+        ts.fxa_profile_server_url = Some(fxa.url.clone());
         ts.fxa_oauth_request_timeout = 2;
         ts.init_node_url = Some(NODE.into());
         ts.init_node_capacity = 100;

@@ -84,10 +84,10 @@ pub async fn run(
             if existing {
                 entries.extend(existing_accounts(settings, store).await?);
             }
-            for entry in entries {
-                if !store.allow_account(&entry.to_string()).await? {
-                    println!("{entry} was already allowed");
-                }
+            warn_of_unreadable_emails(settings, &entries);
+            let texts: Vec<String> = entries.iter().map(Entry::to_string).collect();
+            for entry in store.allow_accounts(&texts).await? {
+                println!("{entry} was already allowed");
             }
         }
         AccessCommand::Deny { entries } => {
@@ -109,6 +109,21 @@ pub async fn run(
     let accounts = store.count_users(None).await?;
     print_access(settings, &store.access().await?, accounts);
     Ok(())
+}
+
+/// Email and domain entries need the email, which Mozilla's FxA does not
+/// give for a Sync token: say so before the entry locks everyone out.
+fn warn_of_unreadable_emails(settings: &TokenserverConfig, entries: &[Entry]) {
+    if settings.profile_server_url().is_some() && !settings.mozilla_fxa() {
+        return;
+    }
+    for entry in entries.iter().filter(|e| e.needs_email()) {
+        println!(
+            "warning: {entry} admits nobody with Firefox and Mozilla's accounts (their Sync \
+             token does not reveal the email): allow FxA uids instead; a refused account's \
+             uid is in the server's log"
+        );
+    }
 }
 
 /// A uid entry for every account stored as `<fxa uid>@<fxa_email_domain>`.
@@ -146,11 +161,11 @@ fn print_access(settings: &TokenserverConfig, stored: &StoredAccess, accounts: u
             println!("  {entry}");
         }
     }
-    let (cap, from) = match stored.max_users {
-        Some(cap) => (cap, "set with `access cap`"),
-        None => (settings.max_users, "configured"),
+    let from = match stored.max_users {
+        Some(_) => "set with `access cap`",
+        None => "configured",
     };
-    match cap {
+    match stored.cap(settings.max_users) {
         Some(max) => println!("cap: {max} users ({from}); {accounts} accounts"),
         None => println!("cap: none ({from}); {accounts} accounts"),
     }

@@ -280,12 +280,11 @@ impl TokenStore for Detached {
             .await
     }
 
-    async fn allow_account(&self, entry: &str) -> DbResult<bool> {
-        let entry = entry.to_owned();
-        self.run(
-            "allow_account",
-            |s| async move { s.allow_account(&entry).await },
-        )
+    async fn allow_accounts(&self, entries: &[String]) -> DbResult<Vec<String>> {
+        let entries = entries.to_vec();
+        self.run("allow_accounts", |s| async move {
+            s.allow_accounts(&entries).await
+        })
         .await
     }
 

@@ -128,6 +128,13 @@ pub struct StoredAccess {
     pub max_users: Option<Option<u64>>,
 }
 
+impl StoredAccess {
+    /// The cap in force: the one set at run time, else `configured`.
+    pub fn cap(&self, configured: Option<u64>) -> Option<u64> {
+        self.max_users.unwrap_or(configured)
+    }
+}
+
 /// A storage failure, free of HTTP.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -273,8 +280,9 @@ pub trait TokenStore: Send + Sync {
     /// The allowlist entries and cap set at run time (ADR 0014).
     async fn access(&self) -> DbResult<StoredAccess>;
 
-    /// Adds an allowlist entry (normalised); false if it was there.
-    async fn allow_account(&self, entry: &str) -> DbResult<bool>;
+    /// Adds allowlist entries (normalised) in one transaction, so a
+    /// server never reads half of them; returns those that were there.
+    async fn allow_accounts(&self, entries: &[String]) -> DbResult<Vec<String>>;
 
     /// Removes an allowlist entry; false if it was not there.
     async fn disallow_account(&self, entry: &str) -> DbResult<bool>;

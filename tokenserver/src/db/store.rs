@@ -12,7 +12,6 @@ use super::{
     now_ms, DbError, DbResult, Node, NodeUpdate, PendingRevocation, StoredAccess, TokenStore,
     UserCap, UserHistory, UserRecord,
 };
-use crate::model::access::cap_allows;
 use crate::model::health::{CheckPolicy, NodeHealth};
 use crate::model::keys::ClientState;
 use crate::model::node::{self, NodeLoad};
@@ -350,11 +349,18 @@ impl TokenStore for SqlStore {
         Ok(StoredAccess { entries, max_users })
     }
 
-    async fn allow_account(&self, entry: &str) -> DbResult<bool> {
-        self.plain()
-            .await?
-            .insert_access_entry(entry, now_ms())
-            .await
+    async fn allow_accounts(&self, entries: &[String]) -> DbResult<Vec<String>> {
+        let mut tx = self.write().await?;
+        tx.lock_nodes().await?;
+        let now = now_ms();
+        let mut present = Vec::new();
+        for entry in entries {
+            if !tx.insert_access_entry(entry, now).await? {
+                present.push(entry.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(present)
     }
 
     async fn disallow_account(&self, entry: &str) -> DbResult<bool> {
@@ -375,14 +381,14 @@ async fn check_cap(tx: &mut dyn Session, cap: UserCap) -> DbResult<()> {
     let UserCap::Configured(configured) = cap else {
         return Ok(());
     };
-    let max_users = match tx.max_users().await? {
-        Some(set) => set.map(count),
-        None => configured,
+    let stored = StoredAccess {
+        entries: Vec::new(),
+        max_users: tx.max_users().await?.map(|set| set.map(count)),
     };
-    let Some(max) = max_users else {
+    let Some(max) = stored.cap(configured) else {
         return Ok(());
     };
-    if cap_allows(max_users, tx.count_accounts().await?) {
+    if tx.count_accounts().await? < max {
         Ok(())
     } else {
         Err(DbError::Full(max))

@@ -19,6 +19,10 @@ impl Entry {
     /// Parses `0123…cdef` (an FxA uid), `alice@example.com` or `@example.com`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim().to_ascii_lowercase();
+        // Stored in a VARCHAR(255): never longer.
+        if text.len() > 255 {
+            return Err(format!("{text:.40}… is longer than 255 characters"));
+        }
         let bad = || {
             format!(
                 "{text:?} is not an account: give an FxA uid (32 hex digits), \
@@ -33,7 +37,7 @@ impl Entry {
             };
         }
         if let Some((local, domain)) = text.split_once('@') {
-            return if !local.is_empty() && plausible_domain(domain) && text.len() <= 255 {
+            return if !local.is_empty() && plausible_domain(domain) {
                 Ok(Self::Email(text))
             } else {
                 Err(bad())
@@ -73,6 +77,7 @@ impl fmt::Display for Entry {
 
 fn plausible_domain(domain: &str) -> bool {
     !domain.is_empty()
+        && domain.len() <= 253
         && !domain.contains(['@', ' ', '/'])
         && domain.split('.').all(|label| !label.is_empty())
 }
@@ -119,11 +124,6 @@ impl Allowlist {
     }
 }
 
-/// The cap on accounts: `None`, no cap.
-pub fn cap_allows(max_users: Option<u64>, accounts: u64) -> bool {
-    max_users.is_none_or(|max| accounts < max)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +161,8 @@ mod tests {
             assert!(Entry::parse(bad).is_err(), "{bad:?} parsed");
         }
         assert_eq!(Entry::parse("@a.b").unwrap().to_string(), "@a.b");
+        assert!(Entry::parse(&format!("@{}.example", "a".repeat(250))).is_err());
+        assert!(Entry::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
     }
 
     #[test]
@@ -199,13 +201,10 @@ mod tests {
             allow.verdict(other, Some("bob@example.com.evil")),
             Verdict::Refused
         );
-    }
-
-    #[test]
-    fn the_cap_counts_accounts_already_there() {
-        assert!(cap_allows(None, 10_000));
-        assert!(cap_allows(Some(3), 2));
-        assert!(!cap_allows(Some(3), 3));
-        assert!(!cap_allows(Some(0), 0));
+        // A domain entry is that domain only, not its subdomains.
+        assert_eq!(
+            allow.verdict(other, Some("carol@sub.family.example")),
+            Verdict::Refused
+        );
     }
 }
