@@ -13,6 +13,13 @@ use crate::{ensure_master_secret, Config, SecretSource};
 
 const MANIFEST: &str = "backup.json";
 const SECRET: &str = "master_secret";
+/// The manifest's `format` this version writes and reads.
+const FORMAT: u64 = 1;
+/// Files SQLite keeps beside a database, which it would apply to a
+/// restored one.
+const SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+type Failure = Box<dyn std::error::Error>;
 
 /// The two databases, storage first: every user whose data the storage
 /// copy holds then has their record in the tokenserver copy, made later.
@@ -20,14 +27,18 @@ fn databases(config: &Config) -> Result<[(&'static str, PathBuf); 2], String> {
     let (storage, tokens) = config.database_urls();
     let path = |url: &sync_common::db_url::DatabaseUrl| {
         url.sqlite_path().ok_or(
-            "backup and restore handle the embedded SQLite databases; back up PostgreSQL \
-             with pg_dump and MariaDB with mariadb-dump (docs/operations.md, Backups)",
+            "backup and restore handle the embedded SQLite databases; for PostgreSQL and \
+             MariaDB use pg_dump/pg_restore and mariadb-dump (docs/operations.md, Backups)",
         )
     };
     Ok([
-        ("syncstorage.db", path(&storage)?),
-        ("tokenserver.db", path(&tokens)?),
+        ("syncstorage.db", absolute(&path(&storage)?)?),
+        ("tokenserver.db", absolute(&path(&tokens)?)?),
     ])
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, String> {
+    std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Copies the databases and the master secret into the new folder `dir`.
@@ -39,101 +50,198 @@ pub async fn backup(mut config: Config, dir: &Path) -> CliResult {
         }
     }
     if ensure_master_secret(&mut config, false)? == SecretSource::Missing {
-        return Err("no master secret here: has this server ever started?".into());
+        return Err(format!(
+            "no master secret: none configured and no {}; run with the server's settings",
+            config.data_dir.join(SECRET).display()
+        )
+        .into());
     }
-    create_empty(dir)?;
-    let mut files = Vec::new();
+    let dir = absolute(dir)?;
+    create_private_dir(&dir)?;
     for (name, source) in &databases {
-        copy_database(source, &dir.join(name)).await?;
-        files.push(*name);
-        println!(
-            "copied {} ({} bytes)",
-            source.display(),
-            size(&dir.join(name))
-        );
+        let copy = dir.join(name);
+        copy_database(source, &copy).await?;
+        sync_file(&copy)?;
+        println!("copied {} ({} bytes)", source.display(), size(&copy));
     }
-    write_private(&dir.join(SECRET), config.master_secret.expose())?;
-    files.push(SECRET);
+    write_private(&dir.join(SECRET), config.master_secret.expose())
+        .map_err(|e| in_file(&dir.join(SECRET), e))?;
+    // Last: a folder with a manifest holds a whole backup.
     let manifest = serde_json::json!({
-        "format": 1,
+        "format": FORMAT,
         "version": env!("CARGO_PKG_VERSION"),
         "created_at": unix_seconds(),
-        "files": files,
+        "files": ["syncstorage.db", "tokenserver.db", SECRET],
     });
-    std::fs::write(dir.join(MANIFEST), serde_json::to_vec_pretty(&manifest)?)?;
+    let path = dir.join(MANIFEST);
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?).map_err(|e| in_file(&path, e))?;
+    sync_file(&path)?;
+    sync_file(&dir)?;
     println!("backup complete in {}", dir.display());
     Ok(())
 }
 
 /// Puts the backup in `dir` into the configured data dir, which must hold
-/// neither database: restoring never overwrites a server's data.
+/// neither database: restoring never overwrites a server's data. Checks
+/// everything before placing anything, and places all or nothing.
 pub async fn restore(config: Config, dir: &Path) -> CliResult {
-    if !dir.join(MANIFEST).exists() {
-        return Err(format!("{} holds no backup (no {MANIFEST})", dir.display()).into());
-    }
+    check_manifest(dir)?;
     let databases = databases(&config)?;
-    for (_, target) in &databases {
-        if target.exists() {
+    for (name, target) in &databases {
+        refuse_existing(target)?;
+        check_integrity(&dir.join(name)).await?;
+    }
+    let secret = restored_secret(&config, &dir.join(SECRET))?;
+    let mut placed = Vec::new();
+    let result = place_all(dir, &databases, secret.as_ref(), &mut placed);
+    if result.is_err() {
+        for path in &placed {
+            let _ = std::fs::remove_file(path);
+        }
+        return result;
+    }
+    for path in &placed {
+        println!("restored {}", path.display());
+    }
+    refuse_older_tokens(&config).await
+}
+
+fn check_manifest(dir: &Path) -> CliResult {
+    let path = dir.join(MANIFEST);
+    let text = std::fs::read(&path)
+        .map_err(|e| format!("{} holds no backup: {}", dir.display(), in_file(&path, e)))?;
+    let manifest: serde_json::Value = serde_json::from_slice(&text)?;
+    match manifest["format"].as_u64() {
+        Some(FORMAT) => Ok(()),
+        other => Err(format!(
+            "{} has format {other:?}; this version restores format {FORMAT} (made by version {})",
+            path.display(),
+            manifest["version"]
+        )
+        .into()),
+    }
+}
+
+/// A database, or a side file SQLite would apply to the restored one.
+fn refuse_existing(target: &Path) -> CliResult {
+    let side = SIDE_FILES.map(|suffix| PathBuf::from(format!("{}{suffix}", target.display())));
+    for path in std::iter::once(target).chain(side.iter().map(PathBuf::as_path)) {
+        if path.exists() {
             return Err(format!(
                 "{} exists: restore into an empty data dir, with the server stopped",
-                target.display()
+                path.display()
             )
             .into());
         }
     }
-    for (name, target) in &databases {
-        let source = dir.join(name);
-        check_integrity(&source).await?;
-        place(&source, target)?;
-        println!("restored {}", target.display());
-    }
-    restore_secret(&config, &dir.join(SECRET))?;
     Ok(())
 }
 
-/// The backup's secret goes where the server reads it, unless one is
-/// configured (a different one only makes clients fetch new tokens).
-fn restore_secret(config: &Config, source: &Path) -> CliResult {
-    let secret = std::fs::read_to_string(source)?;
+/// The secret to write into the data dir: the backup's, unless one is
+/// configured (a different one only makes clients fetch new tokens) or
+/// the same one is there already.
+fn restored_secret(config: &Config, source: &Path) -> Result<Option<(PathBuf, String)>, Failure> {
+    let secret = std::fs::read_to_string(source).map_err(|e| in_file(source, e))?;
+    let secret = secret.trim().to_owned();
     if !config.master_secret.is_empty() {
-        if config.master_secret.expose() != secret.trim() {
+        if config.master_secret.expose() != secret {
             println!("note: the configured master secret differs from the backup's; clients will fetch new tokens");
         }
-        return Ok(());
+        return Ok(None);
     }
     let target = config.data_dir.join(SECRET);
-    if target.exists() {
-        let current = std::fs::read_to_string(&target)?;
-        if current.trim() != secret.trim() {
+    match std::fs::read_to_string(&target) {
+        Ok(current) if current.trim() == secret => Ok(None),
+        Ok(_) => Err(format!("{} exists and differs from the backup's", target.display()).into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some((target, secret))),
+        Err(e) => Err(in_file(&target, e).into()),
+    }
+}
+
+/// Copies every file next to its target, then renames them into place:
+/// a restore cut short never leaves half a database where a server
+/// looks. `placed` collects what is in place, to undo.
+fn place_all(
+    dir: &Path,
+    databases: &[(&str, PathBuf)],
+    secret: Option<&(PathBuf, String)>,
+    placed: &mut Vec<PathBuf>,
+) -> CliResult {
+    let mut partials = Vec::new();
+    for (name, target) in databases {
+        let parent = target.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| in_file(parent, e))?;
+        let partial = target.with_extension("db.partial");
+        std::fs::copy(dir.join(name), &partial).map_err(|e| in_file(&partial, e))?;
+        sync_file(&partial)?;
+        partials.push((partial, target.clone()));
+    }
+    for (partial, target) in partials {
+        std::fs::rename(&partial, &target).map_err(|e| in_file(&target, e))?;
+        placed.push(target.clone());
+        same_owner_as_parent(&target);
+    }
+    if let Some((path, secret)) = secret {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| in_file(parent, e))?;
+        }
+        write_private(path, secret).map_err(|e| in_file(path, e))?;
+        placed.push(path.clone());
+        same_owner_as_parent(path);
+    }
+    Ok(())
+}
+
+/// Every token minted before the restore is refused (node epochs, ADR
+/// 0012): the copy may predate revocations its node had received.
+async fn refuse_older_tokens(config: &Config) -> CliResult {
+    let store = tokenserver::db::open(&config.database_urls().1, Default::default()).await?;
+    for node in store.nodes().await? {
+        store.revoke_node_tokens(&node.node).await?;
+    }
+    Ok(())
+}
+
+/// A restore run as root for a service user leaves files that user owns.
+fn same_owner_as_parent(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Some(owner) = path.parent().and_then(|p| std::fs::metadata(p).ok()) else {
+            return;
+        };
+        if let Err(e) = std::os::unix::fs::chown(path, Some(owner.uid()), Some(owner.gid())) {
+            println!("note: {} keeps its owner ({e})", path.display());
+        }
+    }
+}
+
+/// A new folder only its owner may read: it holds the master secret.
+fn create_private_dir(dir: &Path) -> CliResult {
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(|e| in_file(dir, e))?;
+        if entries.next().is_some() {
             return Err(
-                format!("{} exists and differs from the backup's", target.display()).into(),
+                format!("{} is not empty: back up into a new folder", dir.display()).into(),
             );
         }
-        return Ok(());
     }
-    write_private(&target, secret.trim())?;
-    println!("restored {}", target.display());
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| in_file(dir, e))?;
     Ok(())
 }
 
-/// Copies `source` next to `target`, then renames it into place: a
-/// restore cut short never leaves half a database where a server looks.
-fn place(source: &Path, target: &Path) -> std::io::Result<()> {
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let partial = target.with_extension("db.partial");
-    std::fs::copy(source, &partial)?;
-    std::fs::File::open(&partial)?.sync_all()?;
-    std::fs::rename(&partial, target)
+fn sync_file(path: &Path) -> Result<(), String> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| in_file(path, e))
 }
 
-fn create_empty(dir: &Path) -> CliResult {
-    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        return Err(format!("{} is not empty: back up into a new folder", dir.display()).into());
-    }
-    std::fs::create_dir_all(dir)?;
-    Ok(())
+fn in_file(path: &Path, e: std::io::Error) -> String {
+    format!("{}: {e}", path.display())
 }
 
 fn size(path: &Path) -> u64 {

@@ -114,6 +114,11 @@ async fn a_backup_taken_while_clients_write_restores_every_acknowledged_write() 
         .output()
         .unwrap();
     assert!(failed(&again).contains("restore into an empty data dir"));
+    let secret = |dir: &Path| std::fs::read_to_string(dir.join("master_secret")).unwrap();
+    assert_eq!(
+        secret(&data).trim(),
+        secret(&server.dir.path().join("data")).trim()
+    );
     drop(server);
     let restored = Server::start_with(SYNCSERVER, &data_env, None).await;
     let client = token(&restored.url, FXA_UID, 1, &[7; 16]).await;
@@ -170,4 +175,56 @@ fn backup_of_a_server_database_points_at_its_own_tools() {
         .unwrap();
     assert!(failed(&output).contains("pg_dump"));
     assert!(!dir.path().join("copy").exists());
+}
+
+/// A backup of a server that ran, and a fresh folder to restore it into.
+async fn backed_up() -> (tempfile::TempDir, std::path::PathBuf) {
+    let server = Server::start(SYNCSERVER).await;
+    token(&server.url, FXA_UID, 1, &[7; 16]).await;
+    let backup = tempfile::tempdir().unwrap();
+    let target = backup.path().join("copy");
+    let output = syncserver(
+        server.dir.path(),
+        &["backup", target.to_str().unwrap()],
+        &[],
+    )
+    .output()
+    .unwrap();
+    succeeded(&output);
+    (backup, target)
+}
+
+#[tokio::test]
+async fn restore_refuses_what_sqlite_would_apply_to_the_copy() {
+    let (_backup, target) = backed_up().await;
+    let fresh = tempfile::tempdir().unwrap();
+    let data = fresh.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // An old write-ahead log beside where the copy would go.
+    std::fs::write(data.join("tokenserver.db-wal"), b"old").unwrap();
+    let env = [("SYNC_DATA_DIR", data.to_str().unwrap())];
+    let output = syncserver(fresh.path(), &["restore", target.to_str().unwrap()], &env)
+        .output()
+        .unwrap();
+    assert!(failed(&output).contains("tokenserver.db-wal exists"));
+    assert!(!data.join("syncstorage.db").exists());
+}
+
+#[tokio::test]
+async fn a_restore_that_cannot_finish_places_nothing() {
+    let (_backup, target) = backed_up().await;
+    let fresh = tempfile::tempdir().unwrap();
+    let data = fresh.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("master_secret"), "another\n").unwrap();
+    let env = [("SYNC_DATA_DIR", data.to_str().unwrap())];
+    let output = syncserver(fresh.path(), &["restore", target.to_str().unwrap()], &env)
+        .output()
+        .unwrap();
+    assert!(failed(&output).contains("differs from the backup's"));
+    let left: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("master_secret")]);
 }
