@@ -158,14 +158,19 @@ async fn racing_new_accounts_never_pass_the_cap() {
 }
 
 /// `tokenserver access …` against the test server's database.
-fn access(ts: &TestTokenserver, args: &[&str]) -> String {
-    let out = Command::new(binary("tokenserver"))
+fn run_access(ts: &TestTokenserver, args: &[&str]) -> std::process::Output {
+    Command::new(binary("tokenserver"))
         .arg("access")
         .args(args)
         .env("SYNC_TOKENSERVER__DATABASE_URL", ts.database_url.expose())
         .env("RUST_LOG", "warn")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`run_access`], which must succeed; its output.
+fn access(ts: &TestTokenserver, args: &[&str]) -> String {
+    let out = run_access(ts, args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -229,11 +234,7 @@ async fn access_commands_change_a_running_server() {
 #[tokio::test]
 async fn access_commands_refuse_what_is_not_an_account() {
     let ts = TestTokenserver::spawn().await;
-    let out = Command::new(binary("tokenserver"))
-        .args(["access", "allow", "alice"])
-        .env("SYNC_TOKENSERVER__DATABASE_URL", ts.database_url.expose())
-        .output()
-        .unwrap();
+    let out = run_access(&ts, &["allow", "alice"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is not an account"), "{stderr}");

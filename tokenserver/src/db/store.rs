@@ -381,11 +381,8 @@ async fn check_cap(tx: &mut dyn Session, cap: UserCap) -> DbResult<()> {
     let UserCap::Configured(configured) = cap else {
         return Ok(());
     };
-    let stored = StoredAccess {
-        entries: Vec::new(),
-        max_users: tx.max_users().await?.map(|set| set.map(count)),
-    };
-    let Some(max) = stored.cap(configured) else {
+    let set = tx.max_users().await?.map(|cap| cap.map(count));
+    let Some(max) = set.unwrap_or(configured) else {
         return Ok(());
     };
     if tx.count_accounts().await? < max {
