@@ -2,8 +2,8 @@
 //! profile server, domains), the cap on accounts, and the `access`
 //! commands changing both while the server runs.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
+use tokio::process::Command;
 
 use integration_tests::cluster::binary;
 use integration_tests::fxa::SYNC_SCOPE;
@@ -157,20 +157,25 @@ async fn racing_new_accounts_never_pass_the_cap() {
     assert_eq!(ts.store.count_users(None).await.unwrap(), 3);
 }
 
-/// `tokenserver access …` against the test server's database.
-fn run_access(ts: &TestTokenserver, args: &[&str]) -> std::process::Output {
+/// `tokenserver access …` against the test server's database, beside the
+/// running server. Awaited, not waited for:
+/// the server runs on this test's one thread, and a blocked thread would
+/// freeze it, holding whatever lock it had (a node check's write, say)
+/// until the command gave up on the database.
+async fn run_access(ts: &TestTokenserver, args: &[&str]) -> std::process::Output {
     Command::new(binary("tokenserver"))
         .arg("access")
         .args(args)
         .env("SYNC_TOKENSERVER__DATABASE_URL", ts.database_url.expose())
         .env("RUST_LOG", "warn")
         .output()
+        .await
         .unwrap()
 }
 
 /// [`run_access`], which must succeed; its output.
-fn access(ts: &TestTokenserver, args: &[&str]) -> String {
-    let out = run_access(ts, args);
+async fn access(ts: &TestTokenserver, args: &[&str]) -> String {
+    let out = run_access(ts, args).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -207,7 +212,7 @@ async fn until_status(ts: &TestTokenserver, fxa_uid: &str, status: &str) {
 async fn access_commands_change_a_running_server() {
     let ts = TestTokenserver::spawn_with(|c| c.tokenserver.access_refresh_seconds = 1).await;
     ask_jwt(&ts, BOB).await.ok();
-    let listed = access(&ts, &["allow", ALICE, "@family.example"]);
+    let listed = access(&ts, &["allow", ALICE, "@family.example"]).await;
     assert!(
         listed.contains(ALICE) && listed.contains("@family.example"),
         "{listed}"
@@ -215,26 +220,40 @@ async fn access_commands_change_a_running_server() {
     until_status(&ts, BOB, "access-denied").await;
     ask_jwt(&ts, ALICE).await.ok();
     // A cap is read by the allocation itself: at once.
-    access(&ts, &["cap", "2"]);
-    access(&ts, &["allow", CAROL]);
+    access(&ts, &["cap", "2"]).await;
+    access(&ts, &["allow", CAROL]).await;
     until_status(&ts, CAROL, "new-users-disabled").await;
-    let listed = access(&ts, &["cap", "none"]);
+    let listed = access(&ts, &["cap", "none"]).await;
     assert!(
         listed.contains("cap: none (set with `access cap`); 2 accounts"),
         "{listed}"
     );
     ask_jwt(&ts, CAROL).await.ok();
     // Removing every entry opens the server again.
-    access(&ts, &["deny", ALICE, "@family.example", CAROL]);
-    let listed = access(&ts, &["list"]);
+    access(&ts, &["deny", ALICE, "@family.example", CAROL]).await;
+    let listed = access(&ts, &["list"]).await;
     assert!(listed.contains("allowlist: none"), "{listed}");
     until_status(&ts, BOB, "200").await;
 }
 
 #[tokio::test]
+async fn an_access_command_waits_for_a_writer_to_finish() {
+    let ts = TestTokenserver::spawn().await;
+    let writer = ts.hold_write_lock().await;
+    let finishing = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut writer = writer;
+        writer.execute("ROLLBACK").await;
+    });
+    access(&ts, &["allow", ALICE]).await;
+    finishing.await.unwrap();
+    assert_eq!(ts.store.access().await.unwrap().entries.len(), 1);
+}
+
+#[tokio::test]
 async fn access_commands_refuse_what_is_not_an_account() {
     let ts = TestTokenserver::spawn().await;
-    let out = run_access(&ts, &["allow", "alice"]);
+    let out = run_access(&ts, &["allow", "alice"]).await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is not an account"), "{stderr}");
@@ -248,7 +267,7 @@ async fn allow_existing_closes_the_server_to_newcomers() {
     ask_jwt(&ts, BOB).await.ok();
     // A key reset leaves a replaced record: still one account.
     ts.request(BOB, Some(2), "2-u7s").send().await.ok();
-    let listed = access(&ts, &["allow", "--existing"]);
+    let listed = access(&ts, &["allow", "--existing"]).await;
     assert!(listed.contains(ALICE) && listed.contains(BOB), "{listed}");
     assert_eq!(ts.store.access().await.unwrap().entries.len(), 2);
     until_status(&ts, CAROL, "access-denied").await;

@@ -1,6 +1,5 @@
 //! Every row of the spec's error table, body for body.
 
-use integration_tests::db::TestBackend;
 use integration_tests::fxa::{access_claims, access_token, TestKey};
 use integration_tests::sync_client::Reply;
 
@@ -310,15 +309,8 @@ async fn a_database_failure_is_500_without_details() {
 #[tokio::test]
 async fn a_database_locked_elsewhere_is_503_with_retry_after() {
     let ts = TestTokenserver::spawn_with(|c| c.tokenserver.database_busy_timeout_ms = 100).await;
-    // Another process holds what allocating a user needs: SQLite's write
-    // lock, or the service row every allocation locks on the servers
-    // (MySQL waits whole seconds, at least one).
-    let mut other = ts.connect_db().await;
-    let lock = match ts.backend() {
-        TestBackend::Sqlite => "BEGIN IMMEDIATE",
-        TestBackend::Postgres | TestBackend::MySql => "BEGIN; SELECT id FROM services FOR UPDATE",
-    };
-    other.execute(lock).await;
+    // MySQL waits whole seconds for a lock, at least one.
+    let mut other = ts.hold_write_lock().await;
     let reply = ts.request("locked-out", Some(1), "1-qqo").send().await;
     reply.assert_error(503, "error", "body", "", "Resource is not available");
     assert_eq!(reply.header("retry-after").as_deref(), Some("10"));

@@ -128,6 +128,21 @@ impl TestTokenserver {
         RawConnection::open(self.backend(), self.database_url.expose()).await
     }
 
+    /// Another process holding what allocating a user or changing who may
+    /// sync needs, until it rolls back: SQLite's write lock, or the service
+    /// row every such write locks on the servers.
+    pub async fn hold_write_lock(&self) -> RawConnection {
+        let mut other = self.connect_db().await;
+        let lock = match self.backend() {
+            TestBackend::Sqlite => "BEGIN IMMEDIATE",
+            TestBackend::Postgres | TestBackend::MySql => {
+                "BEGIN; SELECT id FROM services FOR UPDATE"
+            }
+        };
+        other.execute(lock).await;
+        other
+    }
+
     /// A token request with a JWT for `fxa_uid` at `generation`.
     pub fn request(&self, fxa_uid: &str, generation: Option<i64>, key_id: &str) -> TokenRequest {
         TokenRequest::new(&self.url)
