@@ -13,6 +13,7 @@ pub mod db;
 pub mod drill;
 pub mod firefox;
 pub mod fxa;
+pub mod mozilla;
 pub mod otlp;
 pub mod pages;
 pub mod process;

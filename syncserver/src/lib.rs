@@ -8,6 +8,8 @@ pub mod backup;
 pub mod config;
 /// `/__heartbeat__` covering both databases.
 mod health;
+/// Users' data on this server's own node, for export and import.
+pub mod local_data;
 /// Registering this server as the only storage node.
 mod node;
 /// Deleting purged users' data from the local storage.
@@ -27,6 +29,7 @@ use sync_common::telemetry::MetricsListener;
 use tokio::net::TcpListener;
 
 pub use config::Config;
+pub use node::register as register_node;
 use revocations::LocalFirst;
 pub use secret::{ensure_master_secret, SecretSource};
 use tokenserver::revocations::OverHttp;

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use sync_common::cli::{exit_code, load_and_start_logging, CliResult};
+use syncserver::local_data::LocalData;
 use syncserver::purge::LocalStorage;
 use syncserver::revocations::LocalFirst;
 use syncserver::{ensure_master_secret, Config, SecretSource};
 use tokenserver::admin;
+use tokenserver::node_data::NodeData;
 use tokenserver::revocations::{OverHttp, Postbox};
 use tokenserver::TokenserverConfig;
 
@@ -52,6 +54,16 @@ enum Command {
     Backup { dir: PathBuf },
     /// Put the backup in DIR into the (empty) data dir; the server stopped.
     Restore { dir: PathBuf },
+    /// Write a user's data (still encrypted by their devices) to a new
+    /// file, while they keep syncing.
+    Export(admin::ExportArgs),
+    /// Restore a user's data from an `export` file (from this server or
+    /// any other): their devices find it at their next sync.
+    ImportUser(admin::ImportUserArgs),
+    /// Take over the data of Mozilla's Python syncserver or of
+    /// syncstorage-rs: users, uids and records, so every Firefox syncing
+    /// there goes on here without uploading again (docs/migrating.md).
+    Import(tokenserver::import::ImportArgs),
 }
 
 #[tokio::main]
@@ -77,6 +89,9 @@ async fn main() -> ExitCode {
         Command::PurgeReplaced(args) => purge(config, args).await,
         Command::Backup { dir } => syncserver::backup::backup(config, &dir).await,
         Command::Restore { dir } => syncserver::backup::restore(config, &dir).await,
+        Command::Export(args) => export(config, args).await,
+        Command::ImportUser(args) => import_user(config, args).await,
+        Command::Import(args) => import(config, args).await,
     })
 }
 
@@ -164,6 +179,35 @@ async fn purge(mut config: Config, args: admin::PurgeArgs) -> CliResult {
     let storage = local_storage(&mut config).await?;
     let local = LocalStorage(storage.store.clone());
     admin::purge(&config.tokens().tokenserver, args, Some(&local)).await
+}
+
+/// This server's storage as the only node's data.
+async fn local_data(config: &mut Config) -> Result<Arc<dyn NodeData>, Box<dyn std::error::Error>> {
+    let storage = local_storage(config).await?;
+    Ok(Arc::new(LocalData(storage.store)))
+}
+
+async fn export(mut config: Config, args: admin::ExportArgs) -> CliResult {
+    let data = local_data(&mut config).await?;
+    admin::export(&config.tokens().tokenserver, args, Some(data)).await
+}
+
+async fn import_user(mut config: Config, args: admin::ImportUserArgs) -> CliResult {
+    let data = local_data(&mut config).await?;
+    let (settings, postbox) = postbox(config).await?;
+    admin::import_user(&settings, args, Some(data), Some(postbox)).await
+}
+
+/// Imports into this server: its own node, registered first (the import
+/// may come before the first start).
+async fn import(mut config: Config, mut args: tokenserver::import::ImportArgs) -> CliResult {
+    let data = local_data(&mut config).await?;
+    let settings = config.tokens().tokenserver;
+    let store = tokenserver::db::open(&settings.database_url, settings.store_settings()).await?;
+    let url = config.public_url();
+    syncserver::register_node(store.as_ref(), &url).await?;
+    args.node = Some(url);
+    admin::import(&settings, args, Some(data)).await
 }
 
 async fn healthcheck(config: &Config) -> CliResult {

@@ -2,11 +2,14 @@
 //! (also while servers run). Shared by the `tokenserver` and `syncserver`
 //! binaries.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// `access`: who may sync.
 mod access;
 pub use access::{AccessCommand, CapSetting};
+/// `export` and `import-user`: one user's data as a file.
+mod user_file;
 
 use clap::{Args, Subcommand};
 use sync_common::cli::CliResult;
@@ -16,7 +19,7 @@ use crate::db::{self, Node, NodeUpdate, TokenStore, UserCap, UserRecord};
 use crate::migrate::{Migrator, Progress};
 use crate::model::keys::ClientState;
 use crate::model::user::KeyState;
-use crate::node_client::NodeClient;
+use crate::node_data::NodeData;
 use crate::purge::{self, DataPolicy, UserData};
 use crate::revocations::{Courier, Postbox};
 
@@ -99,6 +102,26 @@ pub enum UserCommand {
     },
 }
 
+/// `export`: a user's data (still encrypted by their devices) to a file.
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The user, by FxA uid or email.
+    pub user: String,
+    /// The new file to write.
+    pub file: PathBuf,
+}
+
+/// `import-user`: a user's data back from an `export` file.
+#[derive(Args)]
+pub struct ImportUserArgs {
+    /// The file `export` wrote.
+    pub file: PathBuf,
+    /// The node to put the data on (default: the user's own, or where a
+    /// new user would go).
+    #[arg(long)]
+    pub node: Option<String>,
+}
+
 #[derive(Args)]
 pub struct PurgeArgs {
     /// Purge records replaced more than this many days ago.
@@ -155,7 +178,7 @@ pub async fn node(
     settings: &TokenserverConfig,
     command: NodeCommand,
     postbox: Option<Arc<dyn Postbox>>,
-    nodes: Option<NodeClient>,
+    nodes: Option<Arc<dyn NodeData>>,
 ) -> CliResult {
     // Adding the first node is how a deployment starts: it may create the
     // database. Everything else needs an existing one.
@@ -302,6 +325,53 @@ pub async fn access(settings: &TokenserverConfig, command: AccessCommand) -> Cli
     access::run(settings, store.as_ref(), command).await
 }
 
+/// Writes a user's data to a new file, read through `data`.
+pub async fn export(
+    settings: &TokenserverConfig,
+    args: ExportArgs,
+    data: Option<Arc<dyn NodeData>>,
+) -> CliResult {
+    let store = open(settings).await?;
+    let data = needs_data(data)?;
+    let email = email(settings, &args.user);
+    user_file::export(settings, store.as_ref(), data.as_ref(), &email, &args.file).await
+}
+
+/// Restores a user's data from an `export` file through `data`; the
+/// revocation of their old record goes out as for [`node`].
+pub async fn import_user(
+    settings: &TokenserverConfig,
+    args: ImportUserArgs,
+    data: Option<Arc<dyn NodeData>>,
+    postbox: Option<Arc<dyn Postbox>>,
+) -> CliResult {
+    let store = open(settings).await?;
+    let data = needs_data(data)?;
+    let node = args.node.as_deref();
+    user_file::import(settings, store.as_ref(), data.as_ref(), &args.file, node).await?;
+    deliver(settings, store, postbox).await
+}
+
+/// Takes over a deployment of Mozilla's servers: users through the
+/// database, their data through `data`.
+pub async fn import(
+    settings: &TokenserverConfig,
+    args: crate::import::ImportArgs,
+    data: Option<Arc<dyn NodeData>>,
+) -> CliResult {
+    let store = open_or_create(settings).await?;
+    let data = needs_data(data)?;
+    crate::import::run(settings, store.as_ref(), data.as_ref(), &args).await?;
+    Ok(())
+}
+
+/// Users' data is reached with tokens minted from the master secret.
+fn needs_data(
+    data: Option<Arc<dyn NodeData>>,
+) -> Result<Arc<dyn NodeData>, Box<dyn std::error::Error>> {
+    data.ok_or_else(|| "reaching users' data needs the master secret (SYNC_MASTER_SECRET)".into())
+}
+
 /// A migration from the command line, with its progress on stdout.
 struct Migration {
     migrator: Migrator,
@@ -312,11 +382,10 @@ impl Migration {
         settings: &TokenserverConfig,
         store: &Arc<dyn TokenStore>,
         postbox: Option<Arc<dyn Postbox>>,
-        nodes: Option<NodeClient>,
+        nodes: Option<Arc<dyn NodeData>>,
     ) -> Result<Self, Box<dyn std::error::Error>> {
-        let (Some(postbox), Some(nodes)) = (postbox, nodes) else {
-            return Err("moving data needs the master secret (SYNC_MASTER_SECRET)".into());
-        };
+        let nodes = needs_data(nodes)?;
+        let postbox = postbox.ok_or("moving data needs the master secret (SYNC_MASTER_SECRET)")?;
         let courier = Courier::new(store.clone(), postbox, settings);
         let migrator = Migrator::new(store.clone(), nodes, courier, settings.token_duration);
         Ok(Self { migrator })

@@ -21,6 +21,8 @@ pub mod db;
 pub mod error;
 /// Checking the nodes' heartbeats.
 pub mod health;
+/// Taking over a deployment of Mozilla's servers.
+pub mod import;
 /// The tokenserver's own metrics.
 pub mod metrics;
 /// Moving users' data between nodes.
@@ -29,6 +31,8 @@ pub mod migrate;
 pub mod model;
 /// Signed calls to storage nodes.
 pub mod node_client;
+/// A user's data on storage nodes: migration, export and import.
+pub mod node_data;
 /// Purging replaced user records and their storage data.
 pub mod purge;
 /// Delivering revocations to storage nodes.

@@ -10,6 +10,7 @@ use sync_common::cli::{exit_code, load_and_start_logging, CliResult};
 use sync_common::token::TokenSecrets;
 use tokenserver::admin;
 use tokenserver::node_client::NodeClient;
+use tokenserver::node_data::{self, NodeData};
 use tokenserver::purge::OverHttp;
 use tokenserver::revocations::{self, Postbox};
 use tokenserver::Config;
@@ -46,6 +47,16 @@ enum Command {
     /// Delete user records replaced more than N days ago (and their data on
     /// the storage node, where it answers).
     PurgeReplaced(admin::PurgeArgs),
+    /// Write a user's data (still encrypted by their devices) to a new
+    /// file, while they keep syncing.
+    Export(admin::ExportArgs),
+    /// Restore a user's data from an `export` file, on any node: their
+    /// devices find it at their next sync.
+    ImportUser(admin::ImportUserArgs),
+    /// Take over a deployment of Mozilla's Python syncserver or of
+    /// syncstorage-rs: users, uids and data, so every Firefox syncing there
+    /// goes on here without uploading again (docs/migrating.md).
+    Import(tokenserver::import::ImportArgs),
 }
 
 #[tokio::main]
@@ -61,8 +72,19 @@ async fn main() -> ExitCode {
         Command::Config => print_config(&config),
         Command::Healthcheck => healthcheck(&config).await,
         Command::Node(command) => {
-            let nodes = node_client(&config);
-            admin::node(&config.tokenserver, command, postbox(&config), nodes).await
+            admin::node(
+                &config.tokenserver,
+                command,
+                postbox(&config),
+                node_data(&config),
+            )
+            .await
+        }
+        Command::Export(args) => admin::export(&config.tokenserver, args, node_data(&config)).await,
+        Command::Import(args) => admin::import(&config.tokenserver, args, node_data(&config)).await,
+        Command::ImportUser(args) => {
+            let data = node_data(&config);
+            admin::import_user(&config.tokenserver, args, data, postbox(&config)).await
         }
         Command::User(command) => admin::user(&config.tokenserver, command, postbox(&config)).await,
         Command::Access(command) => admin::access(&config.tokenserver, command).await,
@@ -101,13 +123,15 @@ fn postbox(config: &Config) -> Option<Arc<dyn Postbox>> {
 
 /// Signed calls to the nodes (migrations: pages of records take longer
 /// than a heartbeat), when the master secret is known.
-fn node_client(config: &Config) -> Option<NodeClient> {
+/// Users' data on the nodes, reached over HTTP.
+fn node_data(config: &Config) -> Option<Arc<dyn NodeData>> {
     let secrets = TokenSecrets::new(&config.secrets()).ok()?;
     let timeout = config
         .tokenserver
         .node_timeout_seconds
         .max(MIGRATION_TIMEOUT_SECONDS);
-    NodeClient::new(secrets, std::time::Duration::from_secs(timeout)).ok()
+    let nodes = NodeClient::new(secrets, std::time::Duration::from_secs(timeout)).ok()?;
+    Some(Arc::new(node_data::OverHttp::new(nodes)))
 }
 
 /// How long one migration call (a page of records) may take at least.

@@ -13,24 +13,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use sync_common::migration::{
-    Fence, Finish, Import, Record, Records, UserState, MAX_RECORDS, PAGE_BYTES, PREFIX,
-};
-use sync_common::revocation::TOKENSERVER_UID;
+use sync_common::migration::UserState;
 
 use crate::db::{DbError, TokenStore, UserRecord};
-use crate::node_client::{JsonBody, NodeClient};
+use crate::node_data::{copy_collection, NodeData};
 use crate::revocations::Courier;
 
 /// How long the old node refuses a user's writes while their last changes
 /// are copied; a cut-over that takes longer is abandoned (the user stays).
 const CUT_OVER_SECONDS: u64 = 120;
-
-/// Bytes of records per import request, well under a node's request limit.
-const IMPORT_BYTES: usize = 1024 * 1024;
 
 /// What moving users did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -51,12 +42,18 @@ pub enum MigrateError {
     TooSlow,
 }
 
+impl From<String> for MigrateError {
+    fn from(e: String) -> Self {
+        Self::Node(e)
+    }
+}
+
 type Result<T> = std::result::Result<T, MigrateError>;
 
 /// Moves users between nodes.
 pub struct Migrator {
     store: Arc<dyn TokenStore>,
-    nodes: NodeClient,
+    nodes: Arc<dyn NodeData>,
     courier: Arc<Courier>,
     /// The longest a token lives, in seconds.
     token_seconds: u64,
@@ -65,7 +62,7 @@ pub struct Migrator {
 impl Migrator {
     pub fn new(
         store: Arc<dyn TokenStore>,
-        nodes: NodeClient,
+        nodes: Arc<dyn NodeData>,
         courier: Arc<Courier>,
         token_seconds: u64,
     ) -> Self {
@@ -135,24 +132,24 @@ impl Migrator {
             .as_deref()
             .ok_or_else(|| MigrateError::Node("the user's node is gone".into()))?;
         let uid = u64::try_from(user.uid).map_err(|e| MigrateError::Node(e.to_string()))?;
-        let user_path = format!("{PREFIX}/{uid}");
+        let nodes = self.nodes.as_ref();
         // Whatever an earlier attempt left on the target goes first.
-        self.call(to, Method::DELETE, &user_path, None).await?;
+        nodes.evict(to, uid).await?;
         // Everything, while the clients keep writing to the old node.
-        let before: UserState = self.get(from, &user_path).await?;
+        let before = nodes.state(from, uid).await?;
         let mut copied = 0;
         for (coll, modified) in &before.collections {
-            copied += self.copy(from, to, uid, coll, *modified).await?;
+            copied += copy_collection(nodes, from, to, uid, coll, *modified).await?;
         }
         // The last changes, with the old node refusing writes.
         let fenced = Instant::now();
-        self.fence(from, uid, CUT_OVER_SECONDS).await?;
+        nodes.fence(from, uid, CUT_OVER_SECONDS).await?;
         let cut_over = self.cut_over(from, to, uid, &before, fenced).await;
         match cut_over {
             Ok(more) => Ok(copied + more),
             Err(e) => {
                 // The user stays: their writes resume on the old node now.
-                if let Err(lift) = self.fence(from, uid, 0).await {
+                if let Err(lift) = nodes.fence(from, uid, 0).await {
                     tracing::warn!(uid, error = %lift, "the fence lapses by itself");
                 }
                 Err(e)
@@ -170,31 +167,27 @@ impl Migrator {
         before: &UserState,
         fenced: Instant,
     ) -> Result<u64> {
-        let user_path = format!("{PREFIX}/{uid}");
+        let nodes = self.nodes.as_ref();
         let mut copied = 0;
-        let after: UserState = self.get(from, &user_path).await?;
+        let after = nodes.state(from, uid).await?;
         for (coll, modified) in &after.collections {
             if before.collections.get(coll) != Some(modified) {
-                copied += self.copy(from, to, uid, coll, *modified).await?;
+                copied += copy_collection(nodes, from, to, uid, coll, *modified).await?;
             }
         }
         for coll in before.collections.keys() {
             if !after.collections.contains_key(coll) {
-                self.call(to, Method::DELETE, &format!("{user_path}/{coll}"), None)
-                    .await?;
+                nodes.drop_collection(to, uid, coll).await?;
             }
         }
-        let finish = Finish {
-            modified: after.modified,
-        };
-        self.put(to, &user_path, &finish).await?;
+        nodes.finish(to, uid, after.modified).await?;
         // Still fenced, and nothing written since: the fence was in force
         // all along (it lapses by the old node's clock, not ours).
         if fenced.elapsed() >= Duration::from_secs(CUT_OVER_SECONDS - 10) {
             return Err(MigrateError::TooSlow);
         }
-        self.fence(from, uid, CUT_OVER_SECONDS).await?;
-        let last: UserState = self.get(from, &user_path).await?;
+        nodes.fence(from, uid, CUT_OVER_SECONDS).await?;
+        let last = nodes.state(from, uid).await?;
         if last != after {
             return Err(MigrateError::Node(
                 "the user wrote during the cut-over".into(),
@@ -214,141 +207,15 @@ impl Migrator {
     /// keeps refusing writes while any of its tokens lives, and, once it
     /// has the revocation, drops its copy.
     async fn retire(&self, from: &str, to: &str, uid: u64) -> Result<()> {
-        let user_path = format!("{PREFIX}/{uid}");
-        self.call(to, Method::PATCH, &user_path, None).await?;
+        let nodes = self.nodes.as_ref();
+        nodes.serve(to, uid).await?;
         let delivery = self.courier.deliver().await?;
-        self.fence(from, uid, self.token_seconds + 60).await?;
+        nodes.fence(from, uid, self.token_seconds + 60).await?;
         if let Some((_, why)) = delivery.failed.iter().find(|(node, _)| node == from) {
             return Err(MigrateError::Node(format!("the revocation waits: {why}")));
         }
-        self.call(from, Method::DELETE, &user_path, None)
-            .await
-            .map(drop)
+        Ok(nodes.evict(from, uid).await?)
     }
-
-    /// Copies one collection whole, replacing what `to` holds of it.
-    async fn copy(&self, from: &str, to: &str, uid: u64, coll: &str, modified: i64) -> Result<u64> {
-        let path = format!("{PREFIX}/{uid}/{coll}");
-        let mut after = String::new();
-        let mut first = true;
-        let mut copied = 0;
-        loop {
-            let page: Records = self
-                .get(
-                    from,
-                    &format!("{path}?after={}&limit={MAX_RECORDS}", encode(&after)),
-                )
-                .await?;
-            // A page ends at MAX_RECORDS, or early past a byte budget.
-            let bytes: usize = page.records.iter().map(|r| r.payload.len()).sum();
-            let full = page.records.len() == MAX_RECORDS || bytes >= PAGE_BYTES / 4;
-            if let Some(last) = page.records.last() {
-                after = last.id.clone();
-            }
-            copied += u64::try_from(page.records.len()).unwrap_or(0);
-            for records in by_size(page.records) {
-                let import = Import {
-                    modified,
-                    replace: first,
-                    records,
-                };
-                self.put(to, &path, &import).await?;
-                first = false;
-            }
-            if first {
-                // An empty collection still has its timestamp.
-                self.put(
-                    to,
-                    &path,
-                    &Import {
-                        modified,
-                        replace: true,
-                        records: Vec::new(),
-                    },
-                )
-                .await?;
-                first = false;
-            }
-            if !full {
-                return Ok(copied);
-            }
-        }
-    }
-
-    async fn fence(&self, node: &str, uid: u64, seconds: u64) -> Result<()> {
-        let fence = Fence { seconds };
-        let body = JsonBody(serde_json::to_vec(&fence).map_err(node_error)?);
-        self.call(node, Method::POST, &format!("{PREFIX}/{uid}"), Some(body))
-            .await
-            .map(drop)
-    }
-
-    async fn get<T: DeserializeOwned>(&self, node: &str, path: &str) -> Result<T> {
-        let response = self.call(node, Method::GET, path, None).await?;
-        response.json().await.map_err(node_error)
-    }
-
-    async fn put<T: Serialize>(&self, node: &str, path: &str, body: &T) -> Result<()> {
-        let body = JsonBody(serde_json::to_vec(body).map_err(node_error)?);
-        self.call(node, Method::PUT, path, Some(body))
-            .await
-            .map(drop)
-    }
-
-    async fn call(
-        &self,
-        node: &str,
-        method: Method,
-        path: &str,
-        body: Option<JsonBody>,
-    ) -> Result<reqwest::Response> {
-        let response = self
-            .nodes
-            .send("storage node", node, TOKENSERVER_UID, method, path, body)
-            .await
-            .map_err(MigrateError::Node)?;
-        if response.status().is_success() {
-            Ok(response)
-        } else {
-            Err(MigrateError::Node(format!(
-                "{node}{path} answered {}",
-                response.status()
-            )))
-        }
-    }
-}
-
-/// Records in groups of at most [`IMPORT_BYTES`] of payload (one record
-/// alone may be larger).
-fn by_size(records: Vec<Record>) -> Vec<Vec<Record>> {
-    let mut groups: Vec<Vec<Record>> = Vec::new();
-    let mut bytes = 0;
-    for record in records {
-        let len = record.payload.len() + record.id.len();
-        match groups.last_mut() {
-            Some(group) if bytes + len <= IMPORT_BYTES => {
-                bytes += len;
-                group.push(record);
-            }
-            _ => {
-                bytes = len;
-                groups.push(vec![record]);
-            }
-        }
-    }
-    groups
-}
-
-/// A BSO id as a query value (ids are printable ASCII).
-fn encode(id: &str) -> String {
-    id.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn node_error(e: impl std::fmt::Display) -> MigrateError {

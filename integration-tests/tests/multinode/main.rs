@@ -11,3 +11,4 @@ mod firefox;
 mod health;
 mod migration;
 mod revocations;
+mod user_file;

@@ -13,7 +13,7 @@ const MOVED: Duration = Duration::from_secs(10);
 
 /// What a client can observe of its storage: collection timestamps and
 /// every record with its id, payload, sortindex and modified time.
-async fn observed(client: &SyncClient) -> Value {
+pub(crate) async fn observed(client: &SyncClient) -> Value {
     let info = client.get("/info/collections").await;
     assert_eq!(info.status, 200);
     let mut all = serde_json::Map::new();
@@ -30,7 +30,7 @@ async fn observed(client: &SyncClient) -> Value {
 
 /// A user's data as Firefox leaves it: meta/global, crypto/keys, bookmarks
 /// with sortindexes, history, and a tab record that expires soon.
-async fn fill(client: &SyncClient, records: usize) {
+pub(crate) async fn fill(client: &SyncClient, records: usize) {
     let meta = json!({"id": "global", "payload": "{\"syncID\":\"abc\",\"storageVersion\":5}"});
     assert_eq!(client.put("/storage/meta/global", &meta).await.status, 200);
     let keys = json!({"id": "keys", "payload": "{\"ciphertext\":\"k\"}"});

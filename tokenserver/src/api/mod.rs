@@ -43,7 +43,11 @@ pub struct AppState {
 /// for mounting next to a storage node.
 pub fn routes(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_seconds);
-    let mut router = Router::new().route("/1.0/{application}/{version}", get(token::get_token));
+    let mut router = Router::new()
+        .route("/1.0/{application}/{version}", get(token::get_token))
+        // Where Mozilla's Python all-in-one served tokens: the Firefoxes of
+        // a deployment moved here keep their setting (docs/migrating.md).
+        .route("/token/1.0/{application}/{version}", get(token::get_token));
     if state.events.is_some() {
         router = router.route("/1.0/webhooks/fxa/events", post(events::fxa_events));
     }

@@ -11,8 +11,8 @@ use sync_common::db_url::Backend;
 use sync_common::telemetry::db::{Database, Outcome};
 
 use super::{
-    DbError, DbResult, Node, NodeUpdate, PendingRevocation, StoredAccess, TokenStore, UserCap,
-    UserHistory, UserRecord,
+    Adopted, AdoptedRecord, DbError, DbResult, Node, NodeUpdate, PendingRevocation, StoredAccess,
+    TokenStore, UserCap, UserHistory, UserRecord,
 };
 use crate::model::health::{CheckPolicy, NodeHealth};
 use crate::model::user::KeyState;
@@ -217,6 +217,42 @@ impl TokenStore for Detached {
         let (from, to) = (from.to_owned(), to.to_owned());
         self.run("switch_node", |s| async move {
             s.switch_node(uid, &from, &to).await
+        })
+        .await
+    }
+
+    async fn adopt_records(&self, records: &[AdoptedRecord], node: &str) -> DbResult<Adopted> {
+        let (records, node) = (records.to_vec(), node.to_owned());
+        self.run("adopt_records", |s| async move {
+            s.adopt_records(&records, &node).await
+        })
+        .await
+    }
+
+    async fn stage_record(
+        &self,
+        email: &str,
+        keys: &KeyState,
+        node: Option<&str>,
+        release_rate: f64,
+    ) -> DbResult<UserRecord> {
+        let (email, keys, node) = (email.to_owned(), keys.clone(), node.map(str::to_owned));
+        self.run("stage_record", |s| async move {
+            s.stage_record(&email, &keys, node.as_deref(), release_rate)
+                .await
+        })
+        .await
+    }
+
+    async fn promote_record(
+        &self,
+        uid: i64,
+        email: &str,
+        replacing: Option<i64>,
+    ) -> DbResult<UserRecord> {
+        let email = email.to_owned();
+        self.run("promote_record", |s| async move {
+            s.promote_record(uid, &email, replacing).await
         })
         .await
     }

@@ -59,6 +59,25 @@ impl UserRecord {
     }
 }
 
+/// A user record taken over from another deployment (`import`), uid and
+/// all, so its data and its devices' tokens keep meaning the same user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdoptedRecord {
+    pub uid: i64,
+    pub email: String,
+    pub keys: KeyState,
+    pub created_at: i64,
+    pub replaced_at: Option<i64>,
+}
+
+/// What adopting records did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Adopted {
+    pub added: u64,
+    /// Already here, from an earlier run.
+    pub present: u64,
+}
+
 /// A user's current record and the client states of their older ones.
 #[derive(Debug, Clone)]
 pub struct UserHistory {
@@ -250,6 +269,35 @@ pub trait TokenStore: Send + Sync {
     /// `Invalid` if `uid` is no longer live on `from`.
     async fn switch_node(&self, uid: i64, from: &str, to: &str) -> DbResult<UserRecord>;
 
+    /// Takes over `records` (another deployment's, uids kept) onto node
+    /// `node`, in one transaction, and reserves their uids; a record whose
+    /// uid is here already must be the same user's (a re-run), else
+    /// `Invalid` and nothing is added.
+    async fn adopt_records(&self, records: &[AdoptedRecord], node: &str) -> DbResult<Adopted>;
+
+    /// A record for `email` that serves nobody yet, for an import to fill
+    /// before it goes live: under [`staged_email`], already replaced (so
+    /// no token request and no count sees it), on node `node` or the one
+    /// an allocation would pick.
+    async fn stage_record(
+        &self,
+        email: &str,
+        keys: &KeyState,
+        node: Option<&str>,
+        release_rate: f64,
+    ) -> DbResult<UserRecord>;
+
+    /// Makes the staged record `uid` the live record of `email`, raised to
+    /// the live one's generation: the live record is replaced and its
+    /// tokens revoked. `Invalid` unless the live record is still
+    /// `replacing` (`None`: still none) with the staged one's keys.
+    async fn promote_record(
+        &self,
+        uid: i64,
+        email: &str,
+        replacing: Option<i64>,
+    ) -> DbResult<UserRecord>;
+
     /// Records a check of node `node_id`'s heartbeat at `at`, judged by
     /// `policy`; returns what the node's health is now.
     async fn record_node_check(
@@ -290,6 +338,20 @@ pub trait TokenStore: Send + Sync {
     /// Sets the run-time cap: `Some(Some(n))` n accounts, `Some(None)` no
     /// cap, `None` the configured one.
     async fn set_max_users(&self, max_users: Option<Option<u64>>) -> DbResult<()>;
+}
+
+/// What the email of a staged record starts with until it goes live: no
+/// FxA account's (those have no `:`); the account counts leave it out.
+macro_rules! staged_prefix {
+    () => {
+        "staged-import:"
+    };
+}
+pub(crate) use staged_prefix;
+
+/// The email of a staged record for `email`.
+pub fn staged_email(email: &str) -> String {
+    format!(concat!(staged_prefix!(), "{}"), email)
 }
 
 /// How the store uses its database.

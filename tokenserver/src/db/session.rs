@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 use sync_common::db_url::Backend;
 
-use super::{DbResult, Node, NodeUpdate, PendingRevocation, UserRecord};
+use super::{AdoptedRecord, DbResult, Node, NodeUpdate, PendingRevocation, UserRecord};
 use crate::model::health::NodeHealth;
 use crate::model::keys::ClientState;
 use crate::model::user::KeyState;
@@ -130,6 +130,20 @@ pub trait Session: Send {
 
     /// Points record `uid` at another node (its data moved there).
     async fn move_record(&mut self, uid: i64, node_id: i64) -> DbResult<()>;
+
+    /// Inserts a record taken over from another deployment, with its uid,
+    /// on node `node_id`; false (and nothing changed) if the uid exists.
+    async fn adopt_record(&mut self, record: &AdoptedRecord, node_id: i64) -> DbResult<bool>;
+
+    /// Gives record `uid` another email, replacement time and creation
+    /// time: how an import's staged record is hidden, then made live.
+    async fn set_record(
+        &mut self,
+        uid: i64,
+        email: &str,
+        replaced_at: Option<i64>,
+        created_at: i64,
+    ) -> DbResult<()>;
 
     /// Drops the node URL's waiting revocations of `uid` (it moves back).
     async fn drop_revocations(&mut self, url: &str, uid: i64) -> DbResult<()>;

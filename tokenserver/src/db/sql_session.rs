@@ -408,6 +408,46 @@ macro_rules! sql_session {
                 Ok(())
             }
 
+            async fn adopt_record(
+                &mut self,
+                record: &$crate::db::AdoptedRecord,
+                node_id: i64,
+            ) -> $crate::db::DbResult<bool> {
+                let keys = &record.keys;
+                let done = sqlx::query($sql::ADOPT_RECORD)
+                    .bind(record.uid)
+                    .bind(self.service)
+                    .bind(&record.email)
+                    .bind(keys.generation)
+                    .bind(keys.client_state.as_hex())
+                    .bind(record.created_at)
+                    .bind(record.replaced_at)
+                    .bind(node_id)
+                    .bind(keys.keys_changed_at)
+                    .execute(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn set_record(
+                &mut self,
+                uid: i64,
+                email: &str,
+                replaced_at: Option<i64>,
+                created_at: i64,
+            ) -> $crate::db::DbResult<()> {
+                sqlx::query($sql::SET_RECORD)
+                    .bind(email)
+                    .bind(replaced_at)
+                    .bind(created_at)
+                    .bind(uid)
+                    .execute(self.conn.conn())
+                    .await
+                    .map_err($sql::classify)?;
+                Ok(())
+            }
+
             async fn drop_revocations(&mut self, url: &str, uid: i64) -> $crate::db::DbResult<()> {
                 sqlx::query($sql::DROP_REVOCATIONS)
                     .bind(self.service)

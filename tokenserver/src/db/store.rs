@@ -9,8 +9,8 @@ use sync_common::telemetry::db::wait_for_connection;
 
 use super::session::{count, Connector, Session};
 use super::{
-    now_ms, DbError, DbResult, Node, NodeUpdate, PendingRevocation, StoredAccess, TokenStore,
-    UserCap, UserHistory, UserRecord,
+    now_ms, staged_email, Adopted, AdoptedRecord, DbError, DbResult, Node, NodeUpdate,
+    PendingRevocation, StoredAccess, TokenStore, UserCap, UserHistory, UserRecord,
 };
 use crate::model::health::{CheckPolicy, NodeHealth};
 use crate::model::keys::ClientState;
@@ -289,6 +289,105 @@ impl TokenStore for SqlStore {
         let moved = tx.record(uid).await?;
         tx.commit().await?;
         Ok(moved)
+    }
+
+    async fn adopt_records(&self, records: &[AdoptedRecord], node: &str) -> DbResult<Adopted> {
+        let mut tx = self.write().await?;
+        tx.lock_nodes().await?;
+        let node_id = node_named(tx.as_mut(), node).await?.id;
+        let mut adopted = Adopted::default();
+        for record in records {
+            if tx.adopt_record(record, node_id).await? {
+                adopted.added += 1;
+                if record.replaced_at.is_none() {
+                    tx.add_load(node_id).await?;
+                }
+                continue;
+            }
+            let here = tx.record(record.uid).await?;
+            if here.email != record.email {
+                return Err(DbError::Invalid(format!(
+                    "uid {} is {} here, not {}: import into a new server",
+                    record.uid, here.email, record.email
+                )));
+            }
+            adopted.present += 1;
+        }
+        tx.commit().await?;
+        if let Some(highest) = records.iter().map(|r| r.uid).max() {
+            self.reserve_uids_through(highest).await?;
+        }
+        Ok(adopted)
+    }
+
+    async fn stage_record(
+        &self,
+        email: &str,
+        keys: &KeyState,
+        node: Option<&str>,
+        release_rate: f64,
+    ) -> DbResult<UserRecord> {
+        let mut tx = self.write().await?;
+        tx.lock_nodes().await?;
+        let node_id = match node {
+            Some(url) => node_named(tx.as_mut(), url).await?.id,
+            None => best_node(tx.as_mut(), release_rate).await?,
+        };
+        let now = now_ms();
+        let staged = staged_email(email);
+        let uid = tx.insert_user(&staged, keys, node_id, now).await?;
+        tx.set_record(uid, &staged, Some(now), now).await?;
+        let record = tx.record(uid).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn promote_record(
+        &self,
+        uid: i64,
+        email: &str,
+        replacing: Option<i64>,
+    ) -> DbResult<UserRecord> {
+        let mut tx = self.write().await?;
+        tx.lock_nodes().await?;
+        tx.lock_user(email).await?;
+        let staged = tx.record(uid).await?;
+        if staged.email != staged_email(email) {
+            return Err(DbError::Invalid(format!(
+                "uid {uid} is not staged for {email}"
+            )));
+        }
+        if staged.node.is_none() {
+            return Err(DbError::Invalid(format!("the node of uid {uid} is gone")));
+        }
+        let records = tx.records(email).await?;
+        if records.iter().any(|r| r.keys.generation == i64::MAX) {
+            return Err(DbError::Invalid(format!(
+                "{email}'s account was deleted meanwhile"
+            )));
+        }
+        let live = records.into_iter().find(|r| r.replaced_at.is_none());
+        if live.as_ref().map(|r| r.uid) != replacing {
+            return Err(DbError::Invalid(format!(
+                "{email} got another record meanwhile; run the import again"
+            )));
+        }
+        let now = now_ms();
+        if let Some(live) = &live {
+            if live.keys.client_state != staged.keys.client_state {
+                return Err(DbError::Invalid(format!(
+                    "{email}'s keys changed meanwhile; the imported data is not theirs to read"
+                )));
+            }
+            tx.raise_keys(uid, &live.keys).await?;
+            tx.revoke_user(email, None, now).await?;
+            tx.replace_live(email, now).await?;
+        }
+        tx.set_record(uid, email, None, now).await?;
+        tx.add_load(staged.node_id).await?;
+        let record = tx.record(uid).await?;
+        tx.commit().await?;
+        Ok(record)
     }
 
     async fn record_node_check(

@@ -6,3 +6,4 @@ pub mod health;
 pub mod keys;
 pub mod node;
 pub mod user;
+pub mod user_file;

@@ -12,6 +12,7 @@ use sqlx::MySql;
 
 use crate::db::session;
 use crate::db::sql_session::sql_session;
+use crate::db::staged_prefix;
 use crate::db::{DbError, DbResult};
 use sync_common::mysql::Failure;
 
@@ -70,15 +71,21 @@ const RAISE_GENERATION: &str = "UPDATE users FORCE INDEX (lookup_idx) SET genera
 const RETIRE: &str = "UPDATE users FORCE INDEX (lookup_idx) \
      SET generation = ?, replaced_at = ? \
      WHERE email = ? AND service = ? AND replaced_at IS NULL";
-const DELETE_RECORD: &str = "DELETE FROM users WHERE uid = ? AND service = ?";
+/// Never a live record (an import may have promoted it meanwhile).
+const DELETE_RECORD: &str =
+    "DELETE FROM users WHERE uid = ? AND service = ? AND replaced_at IS NOT NULL";
 const REPLACED_RECORDS: &str = concat!(
     select_users!(),
     " WHERE u.service = ? AND u.replaced_at IS NOT NULL AND u.replaced_at < ? \
      ORDER BY u.replaced_at, u.uid LIMIT ?"
 );
 /// A deleted account has only retired records (generation = i64::MAX).
-const COUNT_ACCOUNTS: &str = "SELECT COUNT(*) FROM (SELECT email FROM users WHERE service = ? \
-     GROUP BY email HAVING MAX(generation) < ?) AS accounts";
+const COUNT_ACCOUNTS: &str = concat!(
+    "SELECT COUNT(*) FROM (SELECT email FROM users WHERE service = ? AND email NOT LIKE '",
+    staged_prefix!(),
+    "%' \
+     GROUP BY email HAVING MAX(generation) < ?) AS accounts"
+);
 const COUNT_ON_NODE: &str = "SELECT COUNT(DISTINCT email) FROM users \
      WHERE service = ? AND nodeid = ? AND replaced_at IS NULL";
 const NODES: &str = concat!(select_nodes!(), " WHERE service = ? ORDER BY id");
@@ -112,6 +119,15 @@ const LIVE_ON_NODE: &str = concat!(
      ORDER BY u.uid LIMIT ?"
 );
 const MOVE_RECORD: &str = "UPDATE users SET nodeid = ? WHERE uid = ?";
+/// Binds: uid, service, email, generation, client_state, created_at,
+/// replaced_at, nodeid, keys_changed_at; nothing when the uid exists.
+/// (IGNORE: with FOUND_ROWS, which sqlx sets, an `ON DUPLICATE KEY` no-op
+/// would count as a row.)
+const ADOPT_RECORD: &str = "INSERT IGNORE INTO users (uid, service, email, generation, \
+     client_state, created_at, replaced_at, nodeid, keys_changed_at) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const SET_RECORD: &str =
+    "UPDATE users SET email = ?, replaced_at = ?, created_at = ? WHERE uid = ?";
 const DROP_REVOCATIONS: &str =
     "DELETE FROM node_revocations WHERE service = ? AND node = ? AND uid = ?";
 
@@ -163,8 +179,12 @@ pub(super) async fn inserted_uid(
 
 // Who may sync (ADR 0014).
 /// Accounts not deleted, as [`COUNT_ACCOUNTS`] counts them.
-const ACCOUNTS: &str = "SELECT email FROM users WHERE service = ? \
-     GROUP BY email HAVING MAX(generation) < ? ORDER BY email";
+const ACCOUNTS: &str = concat!(
+    "SELECT email FROM users WHERE service = ? AND email NOT LIKE '",
+    staged_prefix!(),
+    "%' \
+     GROUP BY email HAVING MAX(generation) < ? ORDER BY email"
+);
 const ACCESS_ENTRIES: &str = "SELECT entry FROM access_entries WHERE service = ? ORDER BY entry";
 /// Binds: service, entry, created_at; nothing when the entry exists.
 const INSERT_ACCESS_ENTRY: &str =

@@ -8,6 +8,7 @@ use sqlx::{Postgres, Row};
 
 use crate::db::session;
 use crate::db::sql_session::sql_session;
+use crate::db::staged_prefix;
 use crate::db::{DbError, DbResult};
 use sync_common::postgres::Failure;
 
@@ -69,15 +70,21 @@ const RAISE_GENERATION: &str = "UPDATE users SET generation = $1 \
      WHERE email = $2 AND service = $3 AND replaced_at IS NULL AND generation < $4";
 const RETIRE: &str = "UPDATE users SET generation = $1, replaced_at = $2 \
      WHERE email = $3 AND service = $4 AND replaced_at IS NULL";
-const DELETE_RECORD: &str = "DELETE FROM users WHERE uid = $1 AND service = $2";
+/// Never a live record (an import may have promoted it meanwhile).
+const DELETE_RECORD: &str =
+    "DELETE FROM users WHERE uid = $1 AND service = $2 AND replaced_at IS NOT NULL";
 const REPLACED_RECORDS: &str = concat!(
     select_users!(),
     " WHERE u.service = $1 AND u.replaced_at IS NOT NULL AND u.replaced_at < $2 \
      ORDER BY u.replaced_at, u.uid LIMIT $3"
 );
 /// A deleted account has only retired records (generation = i64::MAX).
-const COUNT_ACCOUNTS: &str = "SELECT COUNT(*) FROM (SELECT email FROM users WHERE service = $1 \
-     GROUP BY email HAVING MAX(generation) < $2) AS accounts";
+const COUNT_ACCOUNTS: &str = concat!(
+    "SELECT COUNT(*) FROM (SELECT email FROM users WHERE service = $1 AND email NOT LIKE '",
+    staged_prefix!(),
+    "%' \
+     GROUP BY email HAVING MAX(generation) < $2) AS accounts"
+);
 const COUNT_ON_NODE: &str = "SELECT COUNT(DISTINCT email) FROM users \
      WHERE service = $1 AND nodeid = $2 AND replaced_at IS NULL";
 const NODES: &str = concat!(select_nodes!(), " WHERE service = $1 ORDER BY id");
@@ -111,6 +118,13 @@ const LIVE_ON_NODE: &str = concat!(
      ORDER BY u.uid LIMIT $3"
 );
 const MOVE_RECORD: &str = "UPDATE users SET nodeid = $1 WHERE uid = $2";
+/// Binds: uid, service, email, generation, client_state, created_at,
+/// replaced_at, nodeid, keys_changed_at; nothing when the uid exists.
+const ADOPT_RECORD: &str = "INSERT INTO users (uid, service, email, generation, client_state, \
+     created_at, replaced_at, nodeid, keys_changed_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (uid) DO NOTHING";
+const SET_RECORD: &str =
+    "UPDATE users SET email = $1, replaced_at = $2, created_at = $3 WHERE uid = $4";
 const DROP_REVOCATIONS: &str =
     "DELETE FROM node_revocations WHERE service = $1 AND node = $2 AND uid = $3";
 
@@ -160,8 +174,12 @@ pub(super) async fn inserted_uid(
 
 // Who may sync (ADR 0014).
 /// Accounts not deleted, as [`COUNT_ACCOUNTS`] counts them.
-const ACCOUNTS: &str = "SELECT email FROM users WHERE service = $1 \
-     GROUP BY email HAVING MAX(generation) < $2 ORDER BY email";
+const ACCOUNTS: &str = concat!(
+    "SELECT email FROM users WHERE service = $1 AND email NOT LIKE '",
+    staged_prefix!(),
+    "%' \
+     GROUP BY email HAVING MAX(generation) < $2 ORDER BY email"
+);
 const ACCESS_ENTRIES: &str = "SELECT entry FROM access_entries WHERE service = $1 ORDER BY entry";
 /// Binds: service, entry, created_at; nothing when the entry exists.
 const INSERT_ACCESS_ENTRY: &str = "INSERT INTO access_entries (service, entry, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";

@@ -5,6 +5,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteConnection};
 use sqlx::{Row, Sqlite};
 
 use crate::db::sql_session::sql_session;
+use crate::db::staged_prefix;
 use crate::db::{DbError, DbResult};
 use sync_common::sqlite::Failure;
 
@@ -55,15 +56,21 @@ const RAISE_GENERATION: &str = "UPDATE users SET generation = ? \
      WHERE email = ? AND service = ? AND replaced_at IS NULL AND generation < ?";
 const RETIRE: &str = "UPDATE users SET generation = ?, replaced_at = ? \
      WHERE email = ? AND service = ? AND replaced_at IS NULL";
-const DELETE_RECORD: &str = "DELETE FROM users WHERE uid = ? AND service = ?";
+/// Never a live record (an import may have promoted it meanwhile).
+const DELETE_RECORD: &str =
+    "DELETE FROM users WHERE uid = ? AND service = ? AND replaced_at IS NOT NULL";
 const REPLACED_RECORDS: &str = concat!(
     select_users!(),
     " WHERE u.service = ? AND u.replaced_at IS NOT NULL AND u.replaced_at < ? \
      ORDER BY u.replaced_at, u.uid LIMIT ?"
 );
 /// A deleted account has only retired records (generation = i64::MAX).
-const COUNT_ACCOUNTS: &str = "SELECT COUNT(*) FROM (SELECT email FROM users WHERE service = ? \
-     GROUP BY email HAVING MAX(generation) < ?) AS accounts";
+const COUNT_ACCOUNTS: &str = concat!(
+    "SELECT COUNT(*) FROM (SELECT email FROM users WHERE service = ? AND email NOT LIKE '",
+    staged_prefix!(),
+    "%' \
+     GROUP BY email HAVING MAX(generation) < ?) AS accounts"
+);
 const COUNT_ON_NODE: &str = "SELECT COUNT(DISTINCT email) FROM users \
      WHERE service = ? AND nodeid = ? AND replaced_at IS NULL";
 const NODES: &str = concat!(select_nodes!(), " WHERE service = ? ORDER BY id");
@@ -98,6 +105,13 @@ const LIVE_ON_NODE: &str = concat!(
      ORDER BY u.uid LIMIT ?"
 );
 const MOVE_RECORD: &str = "UPDATE users SET nodeid = ? WHERE uid = ?";
+/// Binds: uid, service, email, generation, client_state, created_at,
+/// replaced_at, nodeid, keys_changed_at; nothing when the uid exists.
+const ADOPT_RECORD: &str = "INSERT INTO users (uid, service, email, generation, client_state, \
+     created_at, replaced_at, nodeid, keys_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     ON CONFLICT (uid) DO NOTHING";
+const SET_RECORD: &str =
+    "UPDATE users SET email = ?, replaced_at = ?, created_at = ? WHERE uid = ?";
 const DROP_REVOCATIONS: &str =
     "DELETE FROM node_revocations WHERE service = ? AND node = ? AND uid = ?";
 
@@ -148,8 +162,12 @@ pub(super) async fn inserted_uid<'q>(
 
 // Who may sync (ADR 0014).
 /// Accounts not deleted, as [`COUNT_ACCOUNTS`] counts them.
-const ACCOUNTS: &str = "SELECT email FROM users WHERE service = ? \
-     GROUP BY email HAVING MAX(generation) < ? ORDER BY email";
+const ACCOUNTS: &str = concat!(
+    "SELECT email FROM users WHERE service = ? AND email NOT LIKE '",
+    staged_prefix!(),
+    "%' \
+     GROUP BY email HAVING MAX(generation) < ? ORDER BY email"
+);
 const ACCESS_ENTRIES: &str = "SELECT entry FROM access_entries WHERE service = ? ORDER BY entry";
 /// Binds: service, entry, created_at; nothing when the entry exists.
 const INSERT_ACCESS_ENTRY: &str =
