@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
-use support::{token, Server, SYNCSERVER};
+use support::{succeeded, token, Server, SYNCSERVER};
 
 const FXA_UID: &str = "backed-up";
 
@@ -26,16 +26,6 @@ fn syncserver(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
         command.env(key, value);
     }
     command
-}
-
-fn succeeded(output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 fn failed(output: &Output) -> String {

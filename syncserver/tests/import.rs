@@ -9,12 +9,12 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use integration_tests::mozilla::{Deployment, Layout, SourceUser};
 use integration_tests::sync_client::SyncClient;
 use serde_json::Value;
-use support::{token, Server, SYNCSERVER};
+use support::{succeeded, token, Server, SYNCSERVER};
 
 fn import_command(data: &Path, source: &Deployment) -> Command {
     let mut command = Command::new(SYNCSERVER);
@@ -28,16 +28,6 @@ fn import_command(data: &Path, source: &Deployment) -> Command {
         command.args(["--tokens-from", &source.tokens_url]);
     }
     command
-}
-
-fn succeeded(output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 /// Seconds as the protocol gives them, from milliseconds.

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
-use support::{token, Server, SYNCSERVER};
+use support::{succeeded, token, Server, SYNCSERVER};
 
 const FXA_UID: &str = "exported";
 
@@ -22,16 +22,6 @@ fn syncserver(dir: &Path, args: &[&str]) -> Output {
         .env("SYNC_LOG_LEVEL", "warn")
         .output()
         .unwrap()
-}
-
-fn succeeded(output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 /// Every collection's timestamp and records, as the client sees them.

@@ -333,6 +333,13 @@ impl TokenserverConfig {
     pub fn email(&self, fxa_uid: &str) -> String {
         format!("{fxa_uid}@{}", self.fxa_email_domain)
     }
+
+    /// The FxA uid in one of this server's account emails.
+    pub fn fxa_uid_of<'e>(&self, email: &'e str) -> Option<&'e str> {
+        email
+            .strip_suffix(self.fxa_email_domain.as_str())?
+            .strip_suffix('@')
+    }
 }
 
 /// A storage node's URL as tokens name it: scheme, host and optional port,

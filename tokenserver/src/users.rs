@@ -50,7 +50,7 @@ pub async fn current_record(
         });
     };
     let current = &history.current;
-    let retired = current.keys.generation == i64::MAX;
+    let retired = current.keys.is_retired();
     let needs_node = current.replaced_at.is_some() || current.live_node().is_none();
     if needs_node && !retired {
         // Node reassignment: same keys, a fresh uid on a working node.

@@ -131,10 +131,9 @@ async fn existing_accounts(
     settings: &TokenserverConfig,
     store: &dyn TokenStore,
 ) -> Result<Vec<Entry>, Box<dyn std::error::Error>> {
-    let suffix = format!("@{}", settings.fxa_email_domain);
     let mut entries = Vec::new();
     for email in store.accounts().await? {
-        let uid = email.strip_suffix(&suffix).map(Entry::parse);
+        let uid = settings.fxa_uid_of(&email).map(Entry::parse);
         match uid {
             Some(Ok(entry)) => entries.push(entry),
             _ => println!("{email} is not an FxA account of this server: left out"),

@@ -56,7 +56,7 @@ pub async fn export(
     let header = Header {
         format: FORMAT.into(),
         version: VERSION,
-        fxa_uid: fxa_uid(settings, email),
+        fxa_uid: settings.fxa_uid_of(email).unwrap_or(email).to_owned(),
         generation: record.keys.generation,
         keys_changed_at: record.keys.keys_changed_at,
         client_state: record.keys.client_state.as_hex().to_owned(),
@@ -98,7 +98,7 @@ pub async fn import(
     let header = Header::parse(&first)?;
     let email = settings.email(&header.fxa_uid);
     let current = match store.user(&email).await? {
-        Some(history) if history.current.keys.generation == i64::MAX => {
+        Some(history) if history.current.keys.is_retired() => {
             return Err(format!("{email}'s account was deleted").into());
         }
         Some(history) => Some(history.current),
@@ -203,12 +203,6 @@ async fn live_record(store: &dyn TokenStore, email: &str) -> Result<UserRecord, 
         return Err(format!("{email} has no live record (deleted, or waiting for a node)").into());
     }
     Ok(history.current)
-}
-
-/// The FxA uid in `email` (our emails are `{fxa_uid}@{domain}`).
-fn fxa_uid(settings: &TokenserverConfig, email: &str) -> String {
-    let domain = format!("@{}", settings.fxa_email_domain);
-    email.strip_suffix(&domain).unwrap_or(email).to_owned()
 }
 
 fn parent(path: &Path) -> PathBuf {

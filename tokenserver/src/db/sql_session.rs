@@ -187,7 +187,7 @@ macro_rules! sql_session {
 
             async fn retire(&mut self, email: &str, at: i64) -> $crate::db::DbResult<u64> {
                 let done = sqlx::query($sql::RETIRE)
-                    .bind(i64::MAX)
+                    .bind($crate::model::user::RETIRED_GENERATION)
                     .bind(at)
                     .bind(email)
                     .bind(self.service)

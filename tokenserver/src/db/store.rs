@@ -361,7 +361,7 @@ impl TokenStore for SqlStore {
             return Err(DbError::Invalid(format!("the node of uid {uid} is gone")));
         }
         let records = tx.records(email).await?;
-        if records.iter().any(|r| r.keys.generation == i64::MAX) {
+        if records.iter().any(|r| r.keys.is_retired()) {
             return Err(DbError::Invalid(format!(
                 "{email}'s account was deleted meanwhile"
             )));

@@ -20,7 +20,7 @@ use sync_common::migration::{UserState, MAX_RECORDS};
 use crate::config::TokenserverConfig;
 use crate::db::{now_ms, AdoptedRecord, TokenStore};
 use crate::model::keys::ClientState;
-use crate::model::user::KeyState;
+use crate::model::user::{KeyState, RETIRED_GENERATION};
 use crate::node_data::{CollectionWriter, NodeData};
 pub use source::{Layout, Source, SourceUser};
 
@@ -197,7 +197,7 @@ fn chosen_users(users: Vec<SourceUser>, node: Option<&str>) -> Vec<SourceUser> {
 
 /// A user whose data their devices still read: current, not deleted.
 fn is_live(user: &SourceUser) -> bool {
-    user.replaced_at.is_none() && user.generation != i64::MAX
+    user.replaced_at.is_none() && user.generation != RETIRED_GENERATION
 }
 
 fn adopted(user: &SourceUser) -> AdoptedRecord {
@@ -219,8 +219,7 @@ fn adopted(user: &SourceUser) -> AdoptedRecord {
 /// find an empty storage here and upload everything again.
 fn check_domain(settings: &TokenserverConfig, users: &[SourceUser]) -> Result<(), String> {
     let domain = &settings.fxa_email_domain;
-    let suffix = format!("@{domain}");
-    match users.iter().find(|u| !u.email.ends_with(&suffix)) {
+    match users.iter().find(|u| settings.fxa_uid_of(&u.email).is_none()) {
         Some(other) => Err(format!(
             "the source has accounts outside {domain} (e.g. {}): set SYNC_TOKENSERVER__FXA_EMAIL_DOMAIN \
              to the domain the source used",

@@ -14,6 +14,9 @@ pub struct Presented {
     pub client_state: ClientState,
 }
 
+/// The generation of a deleted account's records (Mozilla's MAX_GENERATION).
+pub const RETIRED_GENERATION: i64 = i64::MAX;
+
 /// The part of the current user record the rules look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyState {
@@ -21,6 +24,13 @@ pub struct KeyState {
     pub generation: i64,
     pub keys_changed_at: Option<i64>,
     pub client_state: ClientState,
+}
+
+impl KeyState {
+    /// Whether these are a deleted account's keys.
+    pub fn is_retired(&self) -> bool {
+        self.generation == RETIRED_GENERATION
+    }
 }
 
 /// How the current record must change to serve a request.
